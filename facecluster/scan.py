@@ -1,0 +1,213 @@
+"""Scan a photo collection into the store: find -> decode -> detect -> align -> embed -> save.
+
+Photos are processed by a pool of worker processes (one per core by default); the main
+process alone writes to the store, one transaction per file, so a killed run keeps every
+finished file and a re-run reads only new or changed files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facecluster.detect import detect_faces, get_detector, working_scale
+from facecluster.embed import align_face, get_embedder
+from facecluster.media import MediaError, file_hash, find_photos, load_photo
+from facecluster.progress import progress_bar
+from facecluster.store import FaceRecord, Store
+
+
+@dataclass
+class ScanOptions:
+    """How faces are found and embedded. Changing any of these re-scans every photo."""
+
+    detector: str = "hog"
+    megapixels: float | None = None  # detector working resolution; None: the detector's default
+    min_face: int = 0  # drop faces narrower than this (full-resolution pixels)
+    embedder: str = "dlib"
+    jitter: int = 0
+
+    def fingerprint(self) -> str:
+        return repr(sorted(asdict(self).items()))
+
+
+@dataclass
+class ScanReport:
+    """What a scan did."""
+
+    photos: int = 0  # photos found under the root
+    scanned: int = 0  # read this time
+    unchanged: int = 0  # skipped: already in the store
+    moved: int = 0  # recognised by content after a move or rename
+    missing: int = 0  # in the store but gone from disk
+    faces: int = 0  # faces found in the photos read this time
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | None = None,
+         workers: int | None = None, exclude: list[Path] | None = None,
+         quiet: bool = False) -> ScanReport:
+    """Find and embed every face in the photos below ``root``, storing them in ``db``.
+
+    Examples
+    --------
+    >>> report = scan("~/Pictures", "faces.db")  # doctest: +SKIP
+    >>> report.faces, len(report.errors)
+    (1423, 2)
+    """
+    started = time.perf_counter()
+    options = options or ScanOptions()
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"no such file or folder: {root}")
+    report = ScanReport()
+    with Store(db) as store:
+        fingerprint = options.fingerprint()
+        rescan_all = store.meta("scan_options") not in (None, fingerprint)
+        store.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan_options', ?)", (fingerprint,))
+        run_id = store.start_run("scan", {"root": str(root), **asdict(options)})
+        paths = find_photos(root, exclude=exclude)
+        report.photos = len(paths)
+        todo = _changed_files(store, paths, rescan_all, report, quiet)
+        if root.is_dir():
+            report.missing = store.mark_missing({str(p.resolve()) for p in paths}, str(root.resolve()))
+        with progress_bar("Finding faces", len(todo), quiet) as advance:
+            for result in _process_all(todo, options, workers):
+                faces = result.pop("faces")
+                store.save_media(run_id=run_id, faces=faces, **result)
+                report.scanned += 1
+                report.faces += len(faces)
+                if result.get("error"):
+                    report.errors.append((result["path"], result["error"]))
+                advance()
+        report.seconds = time.perf_counter() - started
+        store.finish_run(run_id, asdict(report))
+    return report
+
+
+def _changed_files(store: Store, paths: list[Path], rescan_all: bool, report: ScanReport,
+                   quiet: bool) -> list[tuple[str, int, float, str | None]]:
+    """(path, size, mtime, hash) of files to read; recognises unchanged and moved files."""
+    todo = []
+    with progress_bar("Checking files", len(paths), quiet) as advance:
+        for path in paths:
+            advance()
+            resolved = str(path.resolve())
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                todo.append((resolved, 0, 0.0, None))
+                report.errors.append((resolved, str(exc)))
+                continue
+            known = store.media_by_path(resolved)
+            if (not rescan_all and known and known["status"] != "missing"
+                    and known["size"] == stat.st_size and known["mtime"] == stat.st_mtime):
+                report.unchanged += 1
+                continue
+            digest = _hash_or_none(path)
+            if not rescan_all and digest and _reuse_known_content(store, known, digest, resolved, stat):
+                report.moved += known is None
+                report.unchanged += known is not None
+                continue
+            todo.append((resolved, stat.st_size, stat.st_mtime, digest))
+    return todo
+
+
+def _reuse_known_content(store: Store, known, digest: str, path: str, stat) -> bool:
+    """True when the store already has this exact content (touched or moved file)."""
+    if known and known["hash"] == digest and known["status"] != "error":
+        store.touch_media(known["id"], stat.st_size, stat.st_mtime)
+        return True
+    for twin in store.media_by_hash(digest):
+        if twin["status"] == "missing" or not Path(twin["path"]).exists():
+            store.relocate_media(twin["id"], path, stat.st_size, stat.st_mtime)
+            return True
+    return False
+
+
+def _hash_or_none(path: Path) -> str | None:
+    try:
+        return file_hash(path)
+    except OSError:
+        return None
+
+
+# -- worker side ------------------------------------------------------------------------------
+_worker: dict = {}
+
+
+def _init_worker(options: ScanOptions) -> None:
+    cv2.setNumThreads(1)
+    _worker["options"] = options
+    _worker["detector"] = get_detector(options.detector)
+    _worker["embedder"] = get_embedder(options.embedder, options.jitter)
+
+
+def _process_all(todo, options: ScanOptions, workers: int | None):
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(todo) < 2:
+        _init_worker(options)
+        yield from map(_process_photo, todo)
+        return
+    context = multiprocessing.get_context("spawn")  # dlib and ONNX Runtime dislike fork
+    with context.Pool(workers, _init_worker, (options,)) as pool:
+        yield from pool.imap_unordered(_process_photo, todo, chunksize=1)
+
+
+def _process_photo(item: tuple[str, int, float, str | None]) -> dict:
+    path, size, mtime, digest = item
+    result = {"path": path, "size": size, "mtime": mtime, "digest": digest, "faces": []}
+    try:
+        faces, (width, height) = find_faces(path, _worker["detector"], _worker["embedder"],
+                                            _worker["options"])
+        result.update(faces=faces, width=width, height=height)
+    except MediaError as exc:
+        result["error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one odd photo must not stop a 100,000-photo scan
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def find_faces(path, detector, embedder, options: ScanOptions) -> tuple[list[FaceRecord], tuple[int, int]]:
+    """Detect, align and embed every face of one photo.
+
+    Detection runs on a reduced decode when the photo is larger than the detector's working
+    resolution; landmarks and chips always come from the full-resolution photo.
+    """
+    megapixels = options.megapixels or detector.megapixels
+    photo = load_photo(path, max_pixels=megapixels * 1e6)
+    working = working_scale(photo.size, megapixels)
+    detections = detect_faces(detector, photo.pixels, photo.scale, working, options.min_face)
+    if not detections:
+        return [], photo.size
+    full = photo if photo.scale == 1.0 else load_photo(path)
+    aligned = [align_face(full.pixels, d.box, embedder.chip_size) for d in detections]
+    chips = np.stack([chip for _, chip in aligned])
+    vectors = embedder.embed(chips)
+    faces = [
+        FaceRecord(box=d.box, score=d.score, detector=options.detector,
+                   landmarks=landmarks.tolist(), sharpness=sharpness(chip),
+                   chip_jpeg=encode_jpeg(chip), model=embedder.model_id, embedding=vector)
+        for d, (landmarks, chip), vector in zip(detections, aligned, vectors)
+    ]
+    return faces, photo.size
+
+
+def sharpness(chip: np.ndarray) -> float:
+    """Variance of the Laplacian of the chip's centre: low for blurred faces."""
+    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    return float(cv2.Laplacian(grey[h // 4: 3 * h // 4, w // 4: 3 * w // 4], cv2.CV_64F).var())
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes()
