@@ -1,0 +1,125 @@
+"""What every clusterer shares: the scikit-learn estimator shape and the constraints.
+
+Constraints are honoured the same way for every algorithm:
+
+* **must-link** groups (a video track, faces a user put together) are collapsed into one
+  item, their mean embedding, before clustering, and expanded afterwards;
+* **cannot-link** groups (faces of one photo or frame, faces a user separated) never end up
+  in one cluster: algorithms that can, avoid it; afterwards :func:`repair_cannot_link`
+  moves the weaker member out of any cluster that still breaks one.
+
+Faces left alone in a cluster are labelled -1: they belong to nobody else in the collection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class BaseClusterer:
+    """Base class: subclasses implement ``_cluster(X, forbidden) -> labels``.
+
+    ``forbidden`` is a set of (i, j) index pairs, i < j, that must not share a cluster.
+    """
+
+    name = "base"
+
+    def fit(self, X, cannot_link=None, must_link=None):
+        """Cluster the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array of shape (n_faces, n_dims)
+        cannot_link : array of shape (n_faces,), optional
+            Group id per face (e.g. its photo); faces with the same id >= 0 are different
+            people. -1: no constraint.
+        must_link : array of shape (n_faces,), optional
+            Group id per face (e.g. its video track); faces with the same id >= 0 are one
+            person. -1: no constraint.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        n = len(X)
+        cannot_link = _groups(cannot_link, n)
+        node_of, node_X = collapse_must_link(X, _groups(must_link, n))
+        forbidden = forbidden_pairs(node_of, cannot_link)
+        node_labels = np.asarray(self._cluster(node_X, forbidden)) if len(node_X) else np.zeros(0, int)
+        node_labels = repair_cannot_link(node_X, node_labels, forbidden)
+        self.labels_ = singletons_to_noise(node_labels[node_of])
+        return self
+
+    def fit_predict(self, X, cannot_link=None, must_link=None) -> np.ndarray:
+        """Cluster ``X`` and return ``labels_``."""
+        return self.fit(X, cannot_link, must_link).labels_
+
+    def get_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def _groups(groups, n: int) -> np.ndarray:
+    if groups is None:
+        return np.full(n, -1)
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError(f"constraint groups have length {len(groups)}, expected {n}")
+    return groups.astype(np.int64)
+
+
+def collapse_must_link(X: np.ndarray, must_link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map each face to a node (one per must-link group, one per free face) and average."""
+    keys = np.where(must_link >= 0, must_link, -1 - np.arange(len(X)))
+    _, node_of = np.unique(keys, return_inverse=True)
+    counts = np.bincount(node_of, minlength=node_of.max() + 1 if len(X) else 0)
+    node_X = np.zeros((len(counts), X.shape[1]))
+    np.add.at(node_X, node_of, X)
+    return node_of, node_X / np.maximum(counts, 1)[:, None]
+
+
+def forbidden_pairs(node_of: np.ndarray, cannot_link: np.ndarray) -> set[tuple[int, int]]:
+    """Node pairs that share a cannot-link group."""
+    pairs = set()
+    constrained = np.flatnonzero(cannot_link >= 0)
+    order = constrained[np.argsort(cannot_link[constrained], kind="stable")]
+    groups = np.split(order, np.flatnonzero(np.diff(cannot_link[order])) + 1) if len(order) else []
+    for group in groups:
+        nodes = np.unique(node_of[group])
+        pairs.update((a, b) for i, a in enumerate(nodes) for b in nodes[i + 1:])
+    return pairs
+
+
+def repair_cannot_link(X: np.ndarray, labels: np.ndarray, forbidden: set) -> np.ndarray:
+    """Split clusters that hold a forbidden pair: the member farther from the rest leaves.
+
+    The one that leaves starts a cluster of its own (and so becomes unknown unless it is joined).
+    """
+    labels = labels.copy()
+    next_label = labels.max() + 1 if len(labels) else 0
+    for a, b in sorted(forbidden):
+        if labels[a] != labels[b] or labels[a] < 0:
+            continue
+        members = np.flatnonzero(labels == labels[a])
+        centre = X[members].mean(axis=0)
+        weaker = max((a, b), key=lambda i: np.linalg.norm(X[i] - centre))
+        labels[weaker] = next_label
+        next_label += 1
+    return labels
+
+
+def singletons_to_noise(labels: np.ndarray) -> np.ndarray:
+    """Relabel clusters 0..k-1 by decreasing size; clusters of one face become -1."""
+    labels = np.asarray(labels)
+    out = np.full(len(labels), -1)
+    clustered = labels >= 0
+    if not clustered.any():
+        return out
+    values, inverse, counts = np.unique(labels[clustered], return_inverse=True, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    out[clustered] = np.where(counts[inverse] >= 2, rank[inverse], -1)
+    kept = np.unique(out[out >= 0])
+    out[out >= 0] = np.searchsorted(kept, out[out >= 0])
+    return out
