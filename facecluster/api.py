@@ -1,0 +1,123 @@
+"""The Python API: a few plain verbs over a store file.
+
+>>> import facecluster
+>>> facecluster.scan("~/Pictures", "faces.db")                    # doctest: +SKIP
+>>> people = facecluster.cluster("faces.db")                       # doctest: +SKIP
+>>> facecluster.export("faces.db", "~/people")                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from facecluster.cluster import DEFAULT_ALGORITHM, get_clusterer
+from facecluster.scan import ScanOptions, ScanReport, scan
+from facecluster.store import Store
+
+DEFAULT_DB_NAME = "faces.db"
+
+
+@dataclass
+class ClusterReport:
+    """What a clustering did."""
+
+    algorithm: str
+    params: dict
+    faces: int = 0
+    people: int = 0
+    unknown: int = 0
+    person_sizes: list[int] = field(default_factory=list)
+
+
+def cluster(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM, **params) -> ClusterReport:
+    """Group the stored faces by person and save the result (people keep their ids).
+
+    Faces of one photo are always different people; faces of one video track are always one.
+
+    Examples
+    --------
+    >>> cluster("faces.db", "chinese-whispers", threshold=0.5)  # doctest: +SKIP
+    ClusterReport(algorithm='chinese-whispers', ..., people=12, unknown=30)
+    """
+    clusterer = get_clusterer(algorithm, **params)
+    with Store(db) as store:
+        face_ids, media_ids, X = store.embeddings()
+        tracks = _tracks(store, face_ids)
+        labels = clusterer.fit_predict(X, cannot_link=_photo_groups(store, face_ids, media_ids),
+                                       must_link=tracks) if len(X) else np.zeros(0, int)
+        confidence = membership_confidence(X, labels)
+        run_id = store.start_run("cluster", {"algorithm": algorithm, **clusterer.get_params()})
+        person_of = stable_person_ids(store, face_ids, labels)
+        store.save_assignments(face_ids, [person_of.get(l) for l in labels], confidence, run_id)
+        sizes = np.bincount(labels[labels >= 0]).tolist() if (labels >= 0).any() else []
+        report = ClusterReport(algorithm=algorithm, params=clusterer.get_params(), faces=len(X),
+                               people=len(sizes), unknown=int((labels < 0).sum()),
+                               person_sizes=sorted(sizes, reverse=True))
+        store.finish_run(run_id, report.__dict__)
+    return report
+
+
+def _photo_groups(store: Store, face_ids: np.ndarray, media_ids: np.ndarray) -> np.ndarray:
+    """Cannot-link group per face: its photo, or its video frame (media, time)."""
+    times = {r["id"]: r["time"] for r in store.faces()}
+    keys = [(m, times.get(int(f))) for f, m in zip(face_ids, media_ids)]
+    index: dict = {}
+    return np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+
+
+def _tracks(store: Store, face_ids: np.ndarray) -> np.ndarray:
+    track = {r["id"]: r["track_id"] for r in store.faces()}
+    return np.array([track.get(int(f)) if track.get(int(f)) is not None else -1 for f in face_ids],
+                    dtype=np.int64)
+
+
+def membership_confidence(X: np.ndarray, labels: np.ndarray, bound: float = 0.6) -> np.ndarray:
+    """How surely each face belongs to its person: 1 at the person's centre, 0 at ``bound``."""
+    confidence = np.zeros(len(X))
+    for label in np.unique(labels[labels >= 0]):
+        members = labels == label
+        distance = np.linalg.norm(X[members] - X[members].mean(axis=0), axis=1)
+        confidence[members] = np.clip(1 - distance / bound, 0, 1)
+    return confidence
+
+
+def stable_person_ids(store: Store, face_ids: np.ndarray, labels: np.ndarray) -> dict[int, int]:
+    """Map cluster labels to people ids, re-using the id (and name) of the previous person
+    that shares the most faces with each cluster; new clusters become new people."""
+    previous = {face: person for face, (person, _) in store.assignments().items() if person is not None}
+    clusters = np.unique(labels[labels >= 0])
+    old_people = sorted(set(previous.values()))
+    mapping: dict[int, int] = {}
+    if len(clusters) and old_people:
+        column = {p: j for j, p in enumerate(old_people)}
+        overlap = np.zeros((len(clusters), len(old_people)))
+        for face, label in zip(face_ids, labels):
+            if label >= 0 and int(face) in previous:
+                overlap[np.searchsorted(clusters, label), column[previous[int(face)]]] += 1
+        for i, j in zip(*linear_sum_assignment(-overlap)):
+            if overlap[i, j] > 0:
+                mapping[int(clusters[i])] = old_people[j]
+    for label in clusters:
+        if int(label) not in mapping:
+            mapping[int(label)] = store.new_person()
+    return mapping
+
+
+def run(photos: str | os.PathLike, output: str | os.PathLike, db: str | os.PathLike | None = None,
+        options: ScanOptions | None = None, algorithm: str = DEFAULT_ALGORITHM,
+        cluster_params: dict | None = None, link: str = "symlink", workers: int | None = None,
+        quiet: bool = False) -> tuple[ScanReport, ClusterReport, Path]:
+    """Scan ``photos``, cluster, and export one folder per person into ``output``."""
+    from facecluster.export import export
+
+    output = Path(output).expanduser()
+    db = Path(db) if db else output / DEFAULT_DB_NAME
+    scan_report = scan(photos, db, options, workers=workers, exclude=[output], quiet=quiet)
+    cluster_report = cluster(db, algorithm, **(cluster_params or {}))
+    export(db, output, link=link, quiet=quiet)
+    return scan_report, cluster_report, output
