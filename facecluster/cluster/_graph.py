@@ -11,7 +11,8 @@ apart). This clusterer adapts to the collection instead:
    whose scale is each face's own distance to its k-th neighbour (dense regions get sharper
    kernels). Edges beyond the model's *same-person bound* in the original space are never
    made: a loose absolute safety net.
-3. Find communities with Leiden (modularity), seeded, so results repeat.
+3. Find communities with Leiden (modularity), seeded, so results repeat. Near-duplicate
+   faces (resized or re-saved copies of one photo) are clustered as one face.
 4. Merge communities whose faces are, on average, as close to each other as faces within a
    typical community of this collection are (within 10%): this joins one person split by
    near-duplicate photos without a global threshold.
@@ -71,6 +72,12 @@ class GraphClusterer(BaseClusterer):
         self.seed = seed
 
     def _cluster(self, X: np.ndarray, forbidden: set) -> np.ndarray:
+        copy_of = near_duplicates(X, self.same_person_bound / 4, forbidden)
+        if copy_of.max() + 1 < len(X):  # cluster one face per near-duplicate group
+            keep = np.unique(copy_of, return_index=True)[1]
+            node = {int(face): i for i, face in enumerate(keep)}
+            kept_forbidden = {(node[copy_of[a]], node[copy_of[b]]) for a, b in forbidden}
+            return self._cluster(X[keep], kept_forbidden)[copy_of]
         n = len(X)
         if n < 2:
             return np.zeros(n, int)
@@ -82,6 +89,18 @@ class GraphClusterer(BaseClusterer):
         labels = np.array(partition.membership)
         return merge_close_clusters(X, labels, forbidden, self.merge_tolerance,
                                     self.same_person_bound)
+
+
+def near_duplicates(X: np.ndarray, radius: float, forbidden: set) -> np.ndarray:
+    """Group index per face: faces closer than ``radius`` (resized or re-saved copies of one
+    photo) share a group, so duplicates neither dominate a neighbourhood nor shrink the
+    measured spread of a person."""
+    neighbours = NearestNeighbors(radius=radius).fit(X).radius_neighbors(X, return_distance=False)
+    edges = [(i, int(j)) for i, near in enumerate(neighbours) for j in near
+             if i < j and (i, int(j)) not in forbidden]
+    graph = igraph.Graph(n=len(X), edges=edges)
+    membership = np.array(graph.connected_components().membership)
+    return np.unique(membership, return_inverse=True)[1]
 
 
 def centred(X: np.ndarray) -> np.ndarray:
@@ -157,3 +176,4 @@ def merge_close_clusters(X, labels, forbidden: set, tolerance: float, bound: flo
             means[a], sizes[a], sizes[b] = merged, total, 0
             labels[labels == b] = a
     return np.unique(labels, return_inverse=True)[1]
+
