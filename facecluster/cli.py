@@ -174,6 +174,11 @@ def sample(folder):
     click.echo(sample_photos(folder))
 
 
+from facecluster.evaluate.cli import evaluate  # noqa: E402
+
+main.add_command(evaluate)
+
+
 def _scan_text(report) -> str:
     lines = [f"{report.photos} photos: {report.scanned} read, {report.unchanged} unchanged, "
              f"{report.moved} moved, {report.missing} missing; {report.faces} new faces "

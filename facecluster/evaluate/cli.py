@@ -1,0 +1,140 @@
+"""``facecluster evaluate``: detection, embedding and clustering quality on a labelled set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from facecluster.cluster import ALGORITHMS, DEFAULT_ALGORITHM
+from facecluster.evaluate.benchmark import compare, evaluate_algorithm, subset_scores, sweep
+from facecluster.evaluate.dataset import load_labelled_faces
+from facecluster.evaluate.metrics import verification_report
+
+NOISE_NOTE = "Faces left unknown (noise) count as one cluster each."
+SWEEP_RANGES = {"threshold": "0.3:0.8:0.025", "eps": "0.3:0.8:0.025",
+                "same_person_bound": "0.4:0.8:0.025", "merge_tolerance": "0.8:1.5:0.05",
+                "k": "2:30:2", "min_samples": "1:10:1", "sim": "0.2:0.8:0.05"}
+
+
+def parse_values(text: str) -> list[float]:
+    """``"0.3:0.8:0.05"`` (start:stop:step, stop included) or ``"0.4,0.5,0.6"``."""
+    if ":" in text:
+        start, stop, step = (float(v) for v in text.split(":"))
+        return [round(v, 6) for v in np.arange(start, stop + step / 2, step)]
+    return [float(v) for v in text.split(",")]
+
+
+@click.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--algorithm", type=click.Choice(list(ALGORITHMS)), default=DEFAULT_ALGORITHM,
+              show_default=True)
+@click.option("--compare", "side_by_side", is_flag=True,
+              help="Also score the seed recipes and the k-means oracle.")
+@click.option("--sweep", "parameter", default=None,
+              help="Score --algorithm across values of this parameter (e.g. threshold).")
+@click.option("--values", default=None, help="Sweep values: start:stop:step or a,b,c.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Save the sweep as a PNG.")
+@click.option("--subsets", default=None, help="Also score random subsets of these sizes, e.g. 20,50.")
+@click.option("--boxes", type=click.Path(exists=True, path_type=Path), default=None,
+              help="CSV of labelled boxes: image,identity,xmin,ymin,xmax,ymax.")
+@click.option("--db", type=click.Path(path_type=Path), default=None,
+              help="Store for the embeddings [default: a cache file per dataset].")
+@click.option("--workers", type=int, default=None)
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def evaluate(dataset, algorithm, side_by_side, parameter, values, plot, subsets, boxes, db, workers,
+             quiet, as_json):
+    """Measure how well faces in DATASET (<set>/<identity>/<image>) are grouped."""
+    if parameter and parameter not in ALGORITHMS[algorithm]().get_params():
+        raise click.UsageError(f"{algorithm} has no parameter {parameter!r}; it has: "
+                               + ", ".join(ALGORITHMS[algorithm]().get_params()))
+    faces = load_labelled_faces(dataset, db=db, boxes_csv=boxes, workers=workers,
+                                quiet=quiet or as_json)
+    if len(set(faces.labels.tolist())) < 2:
+        raise click.ClickException("need faces of at least two identities to evaluate")
+    result = {"dataset": str(dataset), "detection": faces.detection_report(),
+              "embedding": verification_report(faces.X, faces.labels), "note": NOISE_NOTE}
+    if side_by_side:
+        result["clustering"] = compare(faces.X, faces.labels, algorithm)
+    else:
+        result["clustering"] = [{"method": algorithm, **evaluate_algorithm(faces.X, faces.labels, algorithm)}]
+    if subsets:
+        result["subsets"] = {int(size): subset_scores(faces.X, faces.labels, int(size))
+                             for size in subsets.split(",")}
+    if parameter:
+        grid = parse_values(values or SWEEP_RANGES.get(parameter, "0.3:0.8:0.05"))
+        if parameter in ("k", "min_samples"):
+            grid = [int(v) for v in grid]
+        result["sweep"] = sweep(faces.X, faces.labels, algorithm, parameter, grid)
+        if plot:
+            plot_sweep(result["sweep"], parameter, algorithm, dataset.name, plot)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=float))
+    elif not quiet:
+        print_result(result, faces)
+
+
+def print_result(result: dict, faces) -> None:
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    d = result["detection"]
+    console.print(f"[bold]{result['dataset']}[/bold]: {d['photos']} photos, {d['faces_found']} faces "
+                  f"found, {d['scored_faces']} scored ({d['identities']} identities); "
+                  f"{d['photos_without_face']} photos without a face, "
+                  f"{d['photos_with_several_faces']} with several (scored: labelled box, else the "
+                  f"largest), {d['unreadable']} unreadable")
+    e = result["embedding"]
+    console.print(f"Embedding: ROC AUC {e['roc_auc']:.4f}, TAR@FAR1e-3 {e['tar_at_far_1e-3']:.3f}, "
+                  f"TAR@FAR1e-2 {e['tar_at_far_1e-2']:.3f}, EER {e['eer']:.3f} at distance "
+                  f"{e['eer_threshold']:.3f}; same-person {e['same_mean']:.3f}±{e['same_std']:.3f}, "
+                  f"different {e['different_mean']:.3f}±{e['different_std']:.3f}")
+    table = Table(title="Clustering", caption=result["note"])
+    for column in ("method", "clusters", "BCubed P", "BCubed R", "BCubed F", "pair F", "NMI", "ARI",
+                   "unknown", "s"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for row in result["clustering"]:
+        table.add_row(row["method"], str(row["n_clusters"]), f"{row['bcubed_precision']:.3f}",
+                      f"{row['bcubed_recall']:.3f}", f"{row['bcubed_f']:.3f}", f"{row['pairwise_f']:.3f}",
+                      f"{row['nmi']:.3f}", f"{row['ari']:.3f}", f"{row['unknown_share']:.1%}",
+                      f"{row['seconds']:.2f}")
+    console.print(table)
+    for size, scores in result.get("subsets", {}).items():
+        console.print(f"Random subsets of {size} faces (mean BCubed F of 10): "
+                      + ", ".join(f"{name} {f:.3f}" for name, f in scores.items()))
+    if "sweep" in result:
+        parameter = next(iter(result["sweep"][0]))
+        sweep_table = Table(title=f"Sweep of {parameter}")
+        for column in (parameter, "clusters", "BCubed F", "pair F"):
+            sweep_table.add_column(column, justify="right")
+        for row in result["sweep"]:
+            sweep_table.add_row(f"{row[parameter]:g}", str(row["n_clusters"]), f"{row['bcubed_f']:.3f}",
+                                f"{row['pairwise_f']:.3f}")
+        console.print(sweep_table)
+
+
+def plot_sweep(rows: list[dict], parameter: str, algorithm: str, name: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r[parameter] for r in rows]
+    figure, left = plt.subplots(figsize=(7, 4))
+    left.plot(x, [r["bcubed_f"] for r in rows], "o-", label="BCubed F")
+    left.plot(x, [r["pairwise_f"] for r in rows], "s--", label="pairwise F")
+    left.set_xlabel(parameter)
+    left.set_ylabel("F-score")
+    left.set_ylim(0, 1.02)
+    right = left.twinx()
+    right.plot(x, [r["n_clusters"] for r in rows], "g:", label="clusters")
+    right.set_ylabel("clusters", color="g")
+    left.legend(loc="lower right")
+    left.set_title(f"{algorithm} on {name}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
