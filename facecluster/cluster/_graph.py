@@ -14,8 +14,8 @@ apart). This clusterer adapts to the collection instead:
 3. Find communities with Leiden (modularity), seeded, so results repeat. Near-duplicate
    faces (resized or re-saved copies of one photo) are clustered as one face.
 4. Merge communities whose faces are, on average, as close to each other as faces within a
-   typical community of this collection are (within 10%): this joins one person split by
-   near-duplicate photos without a global threshold.
+   typical community of this collection are: this joins one person split by photo
+   conditions without a global threshold.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class GraphClusterer(BaseClusterer):
     name = "graph"
 
     def __init__(self, same_person_bound: float = 0.6, k: int | None = None,
-                 merge_tolerance: float = 1.1, seed: int = 0):
+                 merge_tolerance: float = 1.0, seed: int = 0):
         self.same_person_bound = same_person_bound
         self.k = k
         self.merge_tolerance = merge_tolerance

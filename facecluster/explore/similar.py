@@ -1,0 +1,470 @@
+"""Look-alike search: rank stored faces and people by their distance to a query face.
+
+A query photo is detected, aligned and embedded exactly like the store's photos
+(:func:`facecluster.scan.find_faces`), then compared with every stored face of the same
+embedding model. Whether two faces are "the same person" is decided by a threshold on the L2
+distance that is calibrated on the store itself (:func:`calibrate`): the equal-error point
+between the within-person and between-person distances of its latest clustering, or of a
+gallery's identity folders. With too few pairs it falls back to the embedder's published
+operating point (dlib: 0.6) and says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy.spatial.distance import pdist
+
+from facecluster.scan import ScanOptions
+from facecluster.store import FaceRecord, Store
+
+# Published operating points: (threshold, where it comes from), by embedder model_id.
+PUBLISHED_THRESHOLDS = {
+    "dlib_resnet_v1": (0.6, "dlib's published operating point for its ResNet (99.38% on LFW)"),
+}
+FALLBACK_THRESHOLD = 0.6
+MIN_PAIRS = 30  # fewer within- or between-person pairs than this: the calibration is noise
+CALIBRATION_FACES = 3000  # larger stores are subsampled (seeded) before the O(n^2) pairs
+GALLERY_CACHE = ".facecluster"
+
+
+class QueryError(ValueError):
+    """The query photo cannot be used as asked; the message says why and what to do."""
+
+
+@dataclass
+class Threshold:
+    """A "same person" threshold on the L2 distance, and where it comes from.
+
+    ``source`` is ``calibrated`` (equal-error point of the store's pairs), ``published`` (the
+    embedder's operating point) or ``given`` (the user's ``--threshold``).
+    """
+
+    value: float
+    source: str
+    note: str
+    within_pairs: int = 0
+    between_pairs: int = 0
+    equal_error_rate: float | None = None
+
+
+@dataclass
+class Collection:
+    """Faces to search: embeddings with their photo, box and label (a person or an identity).
+
+    ``people`` holds the store's person id per face (-1: none); ``labels`` the display name
+    (export folder name, or gallery identity folder), None for unknown faces.
+    """
+
+    face_ids: np.ndarray
+    X: np.ndarray
+    photos: list[str]
+    boxes: list[tuple[int, int, int, int]]
+    labels: list[str | None]
+    people: np.ndarray
+    kind: str  # "clustering" or "gallery"
+    db: Path = field(default_factory=Path)
+
+
+# -- the query --------------------------------------------------------------------------------
+def store_scan_options(store: Store) -> ScanOptions:
+    """The options a store was scanned with (so a query is embedded the same way).
+
+    Examples
+    --------
+    >>> store_scan_options(Store("faces.db")).embedder  # doctest: +SKIP
+    'dlib'
+    """
+    recorded = store.meta("scan_options")
+    if not recorded:
+        return ScanOptions()
+    try:
+        return ScanOptions(**dict(ast.literal_eval(recorded)))
+    except (ValueError, SyntaxError, TypeError):
+        return ScanOptions()
+
+
+def store_model(store: Store) -> str:
+    """The embedder model_id most of the store's faces carry.
+
+    Raises
+    ------
+    QueryError
+        When the store holds no faces.
+    """
+    row = store.db.execute("SELECT model, COUNT(*) n FROM faces WHERE model IS NOT NULL"
+                           " GROUP BY model ORDER BY n DESC LIMIT 1").fetchone()
+    if row is None:
+        raise QueryError(f"{store.path} holds no faces; run facecluster scan first")
+    return row[0]
+
+
+def query_faces(photo: str | os.PathLike, options: ScanOptions) -> list[FaceRecord]:
+    """Every face of ``photo``, detected and embedded like a scanned photo.
+
+    Raises
+    ------
+    QueryError
+        When the photo cannot be read or holds no face.
+
+    Examples
+    --------
+    >>> faces = query_faces("obama.jpg", ScanOptions())  # doctest: +SKIP
+    >>> len(faces), faces[0].embedding.shape
+    (1, (128,))
+    """
+    from facecluster.detect import get_detector
+    from facecluster.embed import get_embedder
+    from facecluster.media import MediaError
+    from facecluster.scan import find_faces
+
+    try:
+        faces, _ = find_faces(photo, get_detector(options.detector),
+                              get_embedder(options.embedder, options.jitter), options)
+    except MediaError as exc:
+        raise QueryError(f"cannot read {photo}: {exc}") from None
+    if not faces:
+        raise QueryError(f"no face found in {photo} (try --detector cnn for small or turned faces)")
+    return faces
+
+
+def describe_faces(faces: list[FaceRecord]) -> str:
+    """One line per face: its number for ``--face``, box and size.
+
+    Examples
+    --------
+    >>> print(describe_faces(faces))  # doctest: +SKIP
+      --face 1: 212x212 px at (426, 214), score 2.01
+    """
+    return "\n".join(f"  --face {i}: {f.box[2] - f.box[0]}x{f.box[3] - f.box[1]} px at "
+                     f"({f.box[0]}, {f.box[1]}), score {f.score:.2f}"
+                     for i, f in enumerate(faces, start=1))
+
+
+def pick_face(faces: list[FaceRecord], face: int | None = None, largest: bool = False,
+              photo: str = "the photo") -> FaceRecord:
+    """The face the user means: the only one, number ``face`` (1-based) or the largest.
+
+    Raises
+    ------
+    QueryError
+        When several faces were found and neither ``face`` nor ``largest`` says which, or
+        ``face`` is out of range; the message lists the faces.
+
+    Examples
+    --------
+    >>> pick_face(faces, largest=True).box  # doctest: +SKIP
+    (426, 214, 638, 426)
+    """
+    if face is not None:
+        if not 1 <= face <= len(faces):
+            raise QueryError(f"--face {face}: {photo} has {len(faces)} face(s):\n{describe_faces(faces)}")
+        return faces[face - 1]
+    if len(faces) == 1:
+        return faces[0]
+    if largest:
+        return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    raise QueryError(f"{photo} has {len(faces)} faces; say which with --face N or --largest:\n"
+                     f"{describe_faces(faces)}")
+
+
+# -- distances and the threshold --------------------------------------------------------------
+def distances(query: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L2 and cosine distances (1 - cosine similarity) from ``query`` to each row of ``X``.
+
+    Examples
+    --------
+    >>> distances(np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.0, 2.0]]))
+    (array([0.        , 2.23606798]), array([0., 1.]))
+    """
+    query = np.asarray(query, np.float64)
+    X = np.asarray(X, np.float64).reshape(-1, len(query))
+    l2 = np.linalg.norm(X - query, axis=1)
+    norms = np.linalg.norm(X, axis=1) * np.linalg.norm(query)
+    cosine = 1.0 - (X @ query) / np.maximum(norms, 1e-12)
+    return l2, np.clip(cosine, 0.0, 2.0)
+
+
+def pair_distances(X: np.ndarray, labels, limit: int = CALIBRATION_FACES,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """L2 distances of all within-label and between-label pairs of labelled faces.
+
+    Faces labelled None are left out; above ``limit`` faces a seeded sample is used.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0], [0.1], [1.0]])
+    >>> pair_distances(X, ["a", "a", "b"])
+    (array([0.1]), array([1. , 0.9]))
+    """
+    keep = np.array([label is not None for label in labels], bool)
+    X = np.asarray(X, np.float64)[keep]
+    codes = np.unique(np.array([str(label) for label in labels], dtype=object)[keep],
+                      return_inverse=True)[1]
+    if len(X) > limit:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(X), limit, replace=False))
+        X, codes = X[chosen], codes[chosen]
+    i, j = np.triu_indices(len(X), k=1)
+    d = pdist(X)  # condensed: the same (i, j) order as triu_indices
+    same = codes[i] == codes[j]
+    return d[same], d[~same]
+
+
+def equal_error_threshold(within: np.ndarray, between: np.ndarray) -> tuple[float, float]:
+    """The threshold where the share of within-person pairs rejected (distance above it)
+    equals the share of between-person pairs accepted (at or below it), and that rate.
+
+    Thresholds are tried half-way between consecutive observed distances, so separable
+    distributions get the middle of the gap.
+
+    Examples
+    --------
+    >>> equal_error_threshold(np.array([0.2, 0.3, 0.4]), np.array([0.7, 0.8, 0.9]))
+    (0.55, 0.0)
+    """
+    within, between = np.sort(within), np.sort(between)
+    values = np.unique(np.concatenate([within, between]))
+    candidates = (values[:-1] + values[1:]) / 2 if len(values) > 1 else values
+    false_reject = 1 - np.searchsorted(within, candidates, side="right") / len(within)
+    false_accept = np.searchsorted(between, candidates, side="right") / len(between)
+    worst = np.maximum(false_reject, false_accept)
+    best = np.flatnonzero(worst == worst.min())
+    middle = best[len(best) // 2]
+    return round(float(candidates[middle]), 4), round(float(worst[middle]), 4)
+
+
+def published_threshold(model_id: str) -> tuple[float, str]:
+    """The embedder's published operating point, or 0.6 with a warning for unknown models.
+
+    Examples
+    --------
+    >>> published_threshold("dlib_resnet_v1")[0]
+    0.6
+    """
+    if model_id in PUBLISHED_THRESHOLDS:
+        return PUBLISHED_THRESHOLDS[model_id]
+    return FALLBACK_THRESHOLD, f"no published operating point for {model_id}; using dlib's 0.6"
+
+
+def calibrate(X: np.ndarray, labels, model_id: str, what: str = "the store's latest clustering",
+              min_pairs: int = MIN_PAIRS) -> Threshold:
+    """The "same person" threshold for these faces: the equal-error threshold of their
+    within- and between-label pair distances, or the published one when pairs are too few.
+
+    Examples
+    --------
+    >>> calibrate(X, labels, "dlib_resnet_v1").value  # doctest: +SKIP
+    0.5712
+    """
+    within, between = pair_distances(X, labels)
+    if min(len(within), len(between)) < min_pairs:
+        value, origin = published_threshold(model_id)
+        return Threshold(value, "published",
+                         f"{origin}; {what} has too few pairs to calibrate ({len(within)} "
+                         f"within-person, {len(between)} between-person, need {min_pairs} of each)",
+                         len(within), len(between))
+    value, rate = equal_error_threshold(within, between)
+    return Threshold(value, "calibrated",
+                     f"equal-error threshold of {len(within)} within-person and {len(between)} "
+                     f"between-person distances in {what} (error rate {rate:.1%} each way)",
+                     len(within), len(between), rate)
+
+
+def given_threshold(value: float) -> Threshold:
+    return Threshold(float(value), "given", f"--threshold {value}")
+
+
+# -- the collection ---------------------------------------------------------------------------
+def load_store(db: str | os.PathLike, model_id: str) -> Collection:
+    """The store's faces of embedder ``model_id``, labelled by their latest clustering.
+
+    Labels are the folder names ``facecluster export`` writes (``person_001`` or the name).
+
+    Raises
+    ------
+    QueryError
+        When the store holds no face of this embedder.
+    """
+    from facecluster.export import _folder_names, _groups
+
+    with Store(db) as store:
+        face_ids, _, X = store.embeddings(model=model_id)
+        if not len(face_ids):
+            models = sorted({r[0] for r in store.db.execute("SELECT DISTINCT model FROM faces")} - {None})
+            held = f"it holds {', '.join(models)}" if models else "it holds no faces; run facecluster scan first"
+            raise QueryError(f"{db} has no faces embedded with {model_id}: {held}")
+        rows = {r["id"]: r for r in store.faces()}
+        assigned = store.assignments()
+        folders = _folder_names(_groups(store), store.people())
+    people = np.array([assigned.get(int(f), (None, 0))[0] or -1 for f in face_ids])
+    labels = [folders.get(int(p)) if p >= 0 else None for p in people]
+    return Collection(face_ids, X, [rows[int(f)]["path"] for f in face_ids],
+                      [_box(rows[int(f)]) for f in face_ids], labels, people, "clustering", Path(db))
+
+
+def load_gallery(db: str | os.PathLike, root: str | os.PathLike, model_id: str) -> Collection:
+    """A scanned gallery (``root/<identity>/<image>``): the largest face of each photo is
+    labelled with its identity folder; other faces, and folders starting with ``_``, are not."""
+    collection = load_store(db, model_id)
+    root = Path(root).resolve()
+    largest: dict[str, int] = {}
+    for i, (photo, box) in enumerate(zip(collection.photos, collection.boxes)):
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        if photo not in largest or area > _area(collection.boxes[largest[photo]]):
+            largest[photo] = i
+    labels: list[str | None] = [None] * len(collection.photos)
+    for photo, i in largest.items():
+        labels[i] = identity_of(Path(photo), root)
+    keep = [i for i, p in enumerate(collection.photos) if _is_under(Path(p), root)]
+    return Collection(collection.face_ids[keep], collection.X[keep],
+                      [collection.photos[i] for i in keep], [collection.boxes[i] for i in keep],
+                      [labels[i] for i in keep], np.full(len(keep), -1), "gallery", Path(db))
+
+
+def identity_of(photo: Path, root: Path) -> str | None:
+    """The identity folder of a gallery photo: ``root/<identity>/.../<image>``.
+
+    Examples
+    --------
+    >>> identity_of(Path("/g/madonna/1.jpg"), Path("/g"))
+    'madonna'
+    >>> identity_of(Path("/g/_multi/1.jpg"), Path("/g")) is None
+    True
+    """
+    parts = photo.relative_to(root).parts
+    if len(parts) < 2 or parts[0].startswith("_"):
+        return None
+    return parts[0]
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _box(row) -> tuple[int, int, int, int]:
+    return (row["left"], row["top"], row["right"], row["bottom"])
+
+
+def _area(box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def gallery_db(gallery: str | os.PathLike) -> Path:
+    """Where a gallery's store is cached: ``<gallery>/.facecluster/gallery.db``, or under
+    the user cache when the gallery folder is read-only.
+
+    Examples
+    --------
+    >>> gallery_db("celebrities")  # doctest: +SKIP
+    PosixPath('celebrities/.facecluster/gallery.db')
+    """
+    gallery = Path(gallery).resolve()
+    if os.access(gallery, os.W_OK):
+        return gallery / GALLERY_CACHE / "gallery.db"
+    from facecluster.embed.dlib_resnet import cache_dir
+
+    tag = hashlib.sha1(str(gallery).encode()).hexdigest()[:12]
+    return cache_dir() / "galleries" / f"{gallery.name}-{tag}.db"
+
+
+def scan_gallery(gallery: str | os.PathLike, db: str | os.PathLike, options: ScanOptions,
+                 workers: int | None = None, quiet: bool = True) -> Path:
+    """Scan (incrementally) a gallery folder into its cached store; returns the store path."""
+    from facecluster.scan import scan
+
+    scan(gallery, db, options, workers=workers, quiet=quiet)
+    return Path(db)
+
+
+# -- ranking ----------------------------------------------------------------------------------
+def rank_faces(query: np.ndarray, collection: Collection, threshold: float, top: int | None = None,
+               skip_photo: str | None = None) -> list[dict]:
+    """The ``top`` stored faces nearest to ``query``, nearest first, with both distances and
+    the same-person verdict; faces of ``skip_photo`` (the query photo itself) are left out.
+
+    Examples
+    --------
+    >>> rank_faces(face.embedding, collection, 0.55, top=1)  # doctest: +SKIP
+    [{'rank': 1, 'face_id': 3, 'photo': '.../obama2.jpg', 'label': 'person_001',
+      'l2': 0.31, 'cosine': 0.05, 'same_person': True, ...}]
+    """
+    l2, cosine = distances(query, collection.X)
+    order = np.argsort(l2, kind="stable")
+    if skip_photo is not None:
+        skip = str(Path(skip_photo).resolve())
+        order = np.array([i for i in order if collection.photos[i] != skip], int)
+    order = order[:top] if top else order
+    return [{"rank": rank, "face_id": int(collection.face_ids[i]), "photo": collection.photos[i],
+             "box": list(collection.boxes[i]), "label": collection.labels[i],
+             "person_id": int(collection.people[i]) if collection.people[i] >= 0 else None,
+             "l2": round(float(l2[i]), 4), "cosine": round(float(cosine[i]), 4),
+             "same_person": bool(l2[i] <= threshold)}
+            for rank, i in enumerate(order, start=1)]
+
+
+def rank_identities(query: np.ndarray, collection: Collection, threshold: float,
+                    top: int | None = None) -> list[dict]:
+    """People (or gallery identities) ranked by their face nearest to ``query``, with the
+    mean distance over all their faces.
+
+    Examples
+    --------
+    >>> rank_identities(face.embedding, collection, 0.55)[0]["label"]  # doctest: +SKIP
+    'madonna'
+    """
+    l2, cosine = distances(query, collection.X)
+    labels = np.array([label or "" for label in collection.labels], dtype=object)
+    found = []
+    for label in sorted(set(labels) - {""}):
+        members = labels == label
+        found.append({"label": label, "faces": int(members.sum()),
+                      "best_l2": round(float(l2[members].min()), 4),
+                      "mean_l2": round(float(l2[members].mean()), 4),
+                      "best_cosine": round(float(cosine[members].min()), 4),
+                      "mean_cosine": round(float(cosine[members].mean()), 4),
+                      "same_person": bool(l2[members].min() <= threshold)})
+    found.sort(key=lambda r: (r["best_l2"], r["mean_l2"]))
+    ranked = [{"rank": rank, **r} for rank, r in enumerate(found, start=1)]
+    return ranked[:top] if top else ranked
+
+
+def person_match(matches: list[dict]) -> dict | None:
+    """The nearest match that is within the threshold and belongs to a person, if any."""
+    return next((m for m in matches if m["same_person"] and m["person_id"] is not None), None)
+
+
+# -- pictures ---------------------------------------------------------------------------------
+def match_montage(query_chip: bytes, chips: list[bytes], captions: list[str],
+                  columns: int = 6, size: int = 150) -> Image.Image:
+    """One sheet: the query chip first (outlined), then each match with its caption below.
+
+    Examples
+    --------
+    >>> match_montage(query.chip_jpeg, [store.chip(3)], ["L2 0.31"]).size  # doctest: +SKIP
+    (300, 186)
+    """
+    tiles = [query_chip, *chips]
+    texts = ["query", *captions]
+    columns = min(columns, len(tiles))
+    rows = -(-len(tiles) // columns)
+    caption = 36
+    sheet = Image.new("RGB", (columns * size, rows * (size + caption)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for n, (data, text) in enumerate(zip(tiles, texts)):
+        x, y = (n % columns) * size, (n // columns) * (size + caption)
+        sheet.paste(Image.open(io.BytesIO(data)).convert("RGB").resize((size, size)), (x, y))
+        for line, words in enumerate(text.split("\n")[:2]):
+            draw.text((x + 4, y + size + 3 + 16 * line), words, fill=(0, 0, 0))
+    draw.rectangle((0, 0, size - 1, size - 1), outline=(220, 40, 40), width=4)
+    return sheet
