@@ -67,6 +67,11 @@ def find_photos(root: str | os.PathLike, exclude: list[Path] | None = None) -> l
     return sorted(found)
 
 
+def media_path(path: Path) -> str:
+    """The name a file is stored under: its resolved path (the link's own path if broken)."""
+    return str(path.resolve()) if path.exists() else str(path.absolute())
+
+
 def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """SHA-256 of the file's bytes: recognises a photo after a move or a rename."""
     digest = hashlib.sha256()
@@ -120,6 +125,8 @@ def _describe(exc: Exception) -> str:
         return "not an image, or a format that cannot be read"
     if "truncated" in text.lower() or isinstance(exc, EOFError):
         return f"truncated or damaged image ({text})"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found (a broken link, or removed during the scan)"
     if isinstance(exc, PermissionError):
         return "permission denied"
     return text

@@ -18,7 +18,7 @@ import numpy as np
 
 from facecluster.detect import detect_faces, get_detector, working_scale
 from facecluster.embed import align_face, get_embedder
-from facecluster.media import MediaError, file_hash, find_photos, load_photo
+from facecluster.media import MediaError, file_hash, find_photos, load_photo, media_path
 from facecluster.progress import progress_bar
 from facecluster.store import FaceRecord, Store
 
@@ -77,7 +77,7 @@ def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | 
         report.photos = len(paths)
         todo = _changed_files(store, paths, rescan_all, report, quiet)
         if root.is_dir():
-            report.missing = store.mark_missing({str(p.resolve()) for p in paths}, str(root.resolve()))
+            report.missing = store.mark_missing({media_path(p) for p in paths}, str(root.resolve()))
         with progress_bar("Finding faces", len(todo), quiet) as advance:
             for result in _process_all(todo, options, workers):
                 faces = result.pop("faces")
@@ -99,13 +99,12 @@ def _changed_files(store: Store, paths: list[Path], rescan_all: bool, report: Sc
     with progress_bar("Checking files", len(paths), quiet) as advance:
         for path in paths:
             advance()
-            resolved = str(path.resolve())
             try:
                 stat = path.stat()
-            except OSError as exc:
-                todo.append((resolved, 0, 0.0, None))
-                report.errors.append((resolved, str(exc)))
+            except OSError:  # a broken link or a vanished file: the worker reports why
+                todo.append((media_path(path), 0, 0.0, None))
                 continue
+            resolved = media_path(path)
             known = store.media_by_path(resolved)
             if (not rescan_all and known and known["status"] != "missing"
                     and known["size"] == stat.st_size and known["mtime"] == stat.st_mtime):

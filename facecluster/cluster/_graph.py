@@ -74,9 +74,9 @@ class GraphClusterer(BaseClusterer):
     def _cluster(self, X: np.ndarray, forbidden: set) -> np.ndarray:
         copy_of = near_duplicates(X, self.same_person_bound / 4, forbidden)
         if copy_of.max() + 1 < len(X):  # cluster one face per near-duplicate group
-            keep = np.unique(copy_of, return_index=True)[1]
-            node = {int(face): i for i, face in enumerate(keep)}
-            kept_forbidden = {(node[copy_of[a]], node[copy_of[b]]) for a, b in forbidden}
+            keep = np.unique(copy_of, return_index=True)[1]  # group g's first face is node g
+            kept_forbidden = {(min(copy_of[a], copy_of[b]), max(copy_of[a], copy_of[b]))
+                              for a, b in forbidden if copy_of[a] != copy_of[b]}
             return self._cluster(X[keep], kept_forbidden)[copy_of]
         n = len(X)
         if n < 2:

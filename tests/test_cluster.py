@@ -1,0 +1,121 @@
+"""Clustering on synthetic embeddings with a known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecluster.cluster import ALGORITHMS, GraphClusterer, get_clusterer
+from facecluster.evaluate.metrics import bcubed_prf
+
+
+def people(counts, spread=0.12, separation=0.75, dim=128, seed=0):
+    """Unit-ish embeddings: one centre per person, photos scattered around it.
+
+    ``separation`` is the typical distance between two people's centres, ``spread`` about a
+    photo's distance from its person's centre (dlib-like scales: ~0.4 within, ~0.8 between).
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(counts), dim))
+    centres *= separation / np.sqrt(2) / np.linalg.norm(centres, axis=1, keepdims=True)
+    X = np.concatenate([c + rng.normal(scale=spread / np.sqrt(dim), size=(n, dim)) * np.sqrt(2)
+                        for c, n in zip(centres, counts)])
+    truth = np.repeat(np.arange(len(counts)), counts)
+    return X, truth
+
+
+@pytest.mark.parametrize("counts", [[8, 6, 5, 4], [40, 30, 20, 10, 5, 3], [150] * 6])
+def test_default_finds_the_people_at_any_size(counts):
+    X, truth = people(counts)
+    labels = GraphClusterer().fit_predict(X)
+    assert bcubed_prf(truth, labels)[2] > 0.97
+    assert len(set(labels[labels >= 0])) == len(counts)
+
+
+def test_default_adapts_to_a_tightly_packed_population():
+    """People closer together than one person's photos are wide apart in absolute terms
+    (the East Asian faces case): fixed thresholds merge them, the default does not."""
+    X, truth = people([60] * 8, spread=0.16, separation=0.36)
+    dbscan = get_clusterer("dbscan", eps=0.5, min_samples=5).fit_predict(X)
+    default = GraphClusterer().fit_predict(X)
+    assert bcubed_prf(truth, default)[2] > 0.9
+    assert bcubed_prf(truth, default)[2] > bcubed_prf(truth, dbscan)[2] + 0.3
+
+
+def test_faces_in_one_photo_are_never_one_person():
+    X, truth = people([10, 10])
+    photo = np.full(len(X), -1)
+    photo[[0, 1, 2]] = 7  # three faces of person 0 in one photo: impossible, so split them
+    for name in ALGORITHMS:
+        labels = get_clusterer(name).fit_predict(X, cannot_link=photo)
+        together = labels[[0, 1, 2]]
+        clustered = together[together >= 0]
+        assert len(clustered) == len(set(clustered.tolist())), name
+
+
+def test_must_link_keeps_a_track_together():
+    X, truth = people([10, 10])
+    track = np.full(len(X), -1)
+    track[[0, 15]] = 3  # one track spanning both people (a tracker error) stays one person
+    labels = GraphClusterer().fit_predict(X, must_link=track)
+    assert labels[0] == labels[15]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_tiny_collections(n):
+    X, _ = people([n], spread=0.1) if n else (np.zeros((0, 128)), None)
+    for name in ALGORITHMS:
+        labels = get_clusterer(name).fit_predict(X)
+        assert labels.shape == (n,)
+        if n == 1:
+            assert labels.tolist() == [-1]  # alone: unknown
+        if n >= 2 and name == "graph":
+            assert len(set(labels.tolist())) == 1 and labels[0] >= 0
+
+
+def test_two_different_people_are_not_merged_in_a_tiny_set():
+    X, truth = people([2, 2, 1], separation=0.9)
+    labels = GraphClusterer().fit_predict(X)
+    assert bcubed_prf(truth, labels)[2] == 1.0
+
+
+def test_deterministic_with_a_seed():
+    X, _ = people([30, 20, 20, 10], spread=0.2, separation=0.5, seed=3)
+    first = GraphClusterer(seed=1).fit_predict(X)
+    assert np.array_equal(first, GraphClusterer(seed=1).fit_predict(X))
+    assert np.array_equal(first, GraphClusterer(seed=1).fit_predict(X.copy()))
+
+
+def test_labels_are_ordered_by_size_and_singletons_are_unknown():
+    X, truth = people([3, 9, 5, 1], separation=0.9)
+    labels = GraphClusterer().fit_predict(X)
+    sizes = [int((labels == k).sum()) for k in range(labels.max() + 1)]
+    assert sizes == sorted(sizes, reverse=True) == [9, 5, 3]
+    assert labels[-1] == -1
+
+
+def test_seed_recipes_reproduce_their_parameters():
+    X, truth = people([10, 10, 10], separation=0.9)
+    assert get_clusterer("chinese-whispers", threshold=0.5).get_params() == {"threshold": 0.5}
+    assert get_clusterer("dbscan").get_params() == {"eps": 0.5, "min_samples": 5}
+    assert get_clusterer("hac").get_params() == {"linkage": "average", "threshold": None, "sim": 0.5}
+    for name in ("chinese-whispers", "dbscan", "hac"):
+        assert bcubed_prf(truth, get_clusterer(name).fit_predict(X))[2] == 1.0
+    # a threshold below every within-person distance leaves everyone unknown
+    assert (get_clusterer("chinese-whispers", threshold=0.01).fit_predict(X) == -1).all()
+
+
+def test_unknown_algorithm_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown algorithm 'kmeans'"):
+        get_clusterer("kmeans")
+
+
+def test_near_duplicates_with_photo_constraints():
+    """Copies of a group photo: each copy's faces are cannot-linked, the copies are duplicates."""
+    X, truth = people([6, 6, 6], separation=0.9)
+    copies = np.r_[X, X + 1e-4]  # the whole collection twice (resized copies)
+    photo = np.r_[np.arange(18) // 3 * 0 - 1, np.full(18, -1)]
+    photo[[0, 6, 12]] = 1  # one group photo with one face of each person
+    photo[[18, 24, 30]] = 2  # and its copy
+    labels = GraphClusterer().fit_predict(copies, cannot_link=photo)
+    assert bcubed_prf(np.r_[truth, truth], labels)[2] == 1.0
