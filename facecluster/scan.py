@@ -187,7 +187,8 @@ def find_faces(path, detector, embedder, options: ScanOptions) -> tuple[list[Fac
     if not detections:
         return [], photo.size
     full = photo if photo.scale == 1.0 else load_photo(path)
-    aligned = [align_face(full.pixels, d.box, embedder.chip_size) for d in detections]
+    aligned = [align_face(full.pixels, d.box, embedder.chip_size, embedder.chip_padding)
+               for d in detections]
     chips = np.stack([chip for _, chip in aligned])
     vectors = embedder.embed(chips)
     faces = [

@@ -19,6 +19,7 @@ class Embedder(Protocol):
 
     model_id: str  # stored with every embedding; changes whenever vectors would change
     chip_size: int  # aligned chips are chip_size x chip_size RGB
+    chip_padding: float  # margin around the face in the chip (dlib's get_face_chip padding)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Embed N aligned chips (N, chip_size, chip_size, 3) uint8 -> (N, D) float32."""

@@ -22,8 +22,8 @@ def shape_points(shape: dlib.full_object_detection) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int32)
 
 
-def align_face(pixels: np.ndarray, box: tuple[int, int, int, int],
-               size: int = CHIP_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def align_face(pixels: np.ndarray, box: tuple[int, int, int, int], size: int = CHIP_SIZE,
+               padding: float = CHIP_PADDING) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks (5, 2) and an aligned ``size`` x ``size`` RGB chip for the face in ``box``.
 
     Examples
@@ -34,5 +34,5 @@ def align_face(pixels: np.ndarray, box: tuple[int, int, int, int],
     """
     rect = dlib.rectangle(*(int(v) for v in box))
     shape = _predictor()(pixels, rect)
-    chip = dlib.get_face_chip(pixels, shape, size=size, padding=CHIP_PADDING)
+    chip = dlib.get_face_chip(pixels, shape, size=size, padding=padding)
     return shape_points(shape), np.asarray(chip)

@@ -16,7 +16,7 @@ import dlib
 import face_recognition_models
 import numpy as np
 
-from facecluster.embed.align import CHIP_SIZE
+from facecluster.embed.align import CHIP_PADDING, CHIP_SIZE
 
 MODEL_ID = "dlib_resnet_v1"
 
@@ -48,6 +48,7 @@ class DlibResNet:
 
     model_id = MODEL_ID
     chip_size = CHIP_SIZE
+    chip_padding = CHIP_PADDING
 
     def __init__(self, jitter: int = 0, backend: str = "auto"):
         self.jitter = jitter

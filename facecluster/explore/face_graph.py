@@ -57,7 +57,7 @@ def face_graph(collection: Collection, chosen: np.ndarray, threshold: float, k: 
     Examples
     --------
     >>> graph = face_graph(collection, np.arange(6), 0.55)  # doctest: +SKIP
-    >>> graph.number_of_nodes(), graph.nodes[0]["label"]
+    >>> graph.number_of_nodes(), graph.nodes[0]["label"]  # doctest: +SKIP
     (6, 'person_001')
     """
     graph = nx.Graph()
@@ -97,28 +97,30 @@ def layout(graph: nx.Graph, seed: int = 0) -> dict:
 
     Examples
     --------
-    >>> layout(nx.path_graph(3))[0].shape
+    >>> graph = nx.Graph([(0, 1, {"distance": 0.3}), (1, 2, {"distance": 0.5})])
+    >>> layout(graph)[0].shape
     (2,)
     """
     if graph.number_of_nodes() == 0:
         return {}
-    pull = {(a, b): 1.0 / (1e-3 + d) for a, b, d in graph.edges(data="distance")}
+    threshold = max([d for *_, d in graph.edges(data="distance")] or [1.0])
+    pull = {(a, b): 1.1 - d / max(threshold, 1e-6) for a, b, d in graph.edges(data="distance")}
     nx.set_edge_attributes(graph, pull, "pull")
-    spread = 1.5 / max(1.0, np.sqrt(graph.number_of_nodes()))
+    spread = 3.0 / max(1.0, np.sqrt(graph.number_of_nodes()))
     positions = nx.spring_layout(graph, k=spread, weight="pull", seed=seed, iterations=100)
     nodes = list(positions)
     xy = normalise(np.array([positions[n] for n in nodes]))
     return {n: xy[i] for i, n in enumerate(nodes)}
 
 
-def similarity_graph(db: str | os.PathLike, output: str | os.PathLike, people: bool = False,
+def write_graph(db: str | os.PathLike, output: str | os.PathLike, people: bool = False,
                      k: int = 5, threshold: float | None = None, limit: int = GRAPH_LIMIT,
                      seed: int = 0, thumb: int = 64) -> dict:
     """Write ``output`` (HTML), and a PNG and a GraphML file beside it; returns a summary.
 
     Examples
     --------
-    >>> similarity_graph("faces.db", "graph.html")  # doctest: +SKIP
+    >>> write_graph("faces.db", "graph.html")  # doctest: +SKIP
     {'html': 'graph.html', 'png': 'graph.png', 'graphml': 'graph.graphml', 'nodes': 112,
      'edges': 230, 'threshold': {...}, ...}
     """
@@ -238,10 +240,10 @@ window.addEventListener("error", e => { document.body.dataset.error = String(e.m
 (function () {
   const data = JSON.parse(document.getElementById("data").textContent);
   const NS = "http://www.w3.org/2000/svg", svg = document.getElementById("graph");
-  const root = document.getElementById("root"), M = 40, S = 1000 - 2 * M;
+  const root = document.getElementById("root"), M = 80, S = 1000 - 2 * M;
   const maxFaces = Math.max(1, ...data.nodes.map(n => n.faces));
-  const base = Math.max(14, Math.min(70, 420 / Math.sqrt(Math.max(1, data.nodes.length))));
-  const size = n => data.people ? base * (0.7 + 0.6 * Math.sqrt(n.faces / maxFaces)) : base;
+  const base = Math.max(14, Math.min(90, 480 / Math.sqrt(Math.max(1, data.nodes.length))));
+  const size = n => data.people ? base * (0.6 + 0.4 * Math.sqrt(n.faces / maxFaces)) : base;
   const pos = n => [M + n.x * S, M + n.y * S];
   function el(name, attrs, parent) {
     const e = document.createElementNS(NS, name);
@@ -264,6 +266,10 @@ window.addEventListener("error", e => { document.body.dataset.error = String(e.m
     el("image", {href: n.thumb, x: x - r, y: y - r, width: 2 * r, height: 2 * r,
       "clip-path": "url(#c" + i + ")"}, g);
     el("circle", {cx: x, cy: y, r, fill: "none", stroke: n.colour, "stroke-width": 3}, g);
+    if (data.people) {
+      el("text", {x, y: y + r + 14, "text-anchor": "middle", "font-size": 13}, g).textContent =
+        n.label + " (" + n.faces + ")";
+    }
     el("title", {}, g).textContent = (n.label || "unknown") +
       (data.people ? " - " + n.faces + " faces" : " - face " + n.face_id) + "\\n" + n.photo;
   });

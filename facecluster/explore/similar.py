@@ -12,6 +12,7 @@ operating point (dlib: 0.6) and says so.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import io
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy.spatial.distance import pdist
 
 from facecluster.scan import ScanOptions
@@ -37,6 +38,10 @@ GALLERY_CACHE = ".facecluster"
 
 class QueryError(ValueError):
     """The query photo cannot be used as asked; the message says why and what to do."""
+
+
+class AmbiguousFace(QueryError):
+    """The query photo has several faces and the user did not say which (or said one it lacks)."""
 
 
 @dataclass
@@ -117,22 +122,29 @@ def query_faces(photo: str | os.PathLike, options: ScanOptions) -> list[FaceReco
     Examples
     --------
     >>> faces = query_faces("obama.jpg", ScanOptions())  # doctest: +SKIP
-    >>> len(faces), faces[0].embedding.shape
+    >>> len(faces), faces[0].embedding.shape  # doctest: +SKIP
     (1, (128,))
     """
-    from facecluster.detect import get_detector
-    from facecluster.embed import get_embedder
     from facecluster.media import MediaError
     from facecluster.scan import find_faces
 
     try:
-        faces, _ = find_faces(photo, get_detector(options.detector),
-                              get_embedder(options.embedder, options.jitter), options)
+        faces, _ = find_faces(photo, *_models(options.detector, options.embedder, options.jitter),
+                              options)
     except MediaError as exc:
         raise QueryError(f"cannot read {photo}: {exc}") from None
     if not faces:
         raise QueryError(f"no face found in {photo} (try --detector cnn for small or turned faces)")
     return faces
+
+
+@functools.lru_cache(maxsize=2)
+def _models(detector: str, embedder: str, jitter: int):
+    """Detector and embedder, loaded once per process (compare embeds two photos)."""
+    from facecluster.detect import get_detector
+    from facecluster.embed import get_embedder
+
+    return get_detector(detector), get_embedder(embedder, jitter)
 
 
 def describe_faces(faces: list[FaceRecord]) -> str:
@@ -154,7 +166,7 @@ def pick_face(faces: list[FaceRecord], face: int | None = None, largest: bool = 
 
     Raises
     ------
-    QueryError
+    AmbiguousFace
         When several faces were found and neither ``face`` nor ``largest`` says which, or
         ``face`` is out of range; the message lists the faces.
 
@@ -165,13 +177,13 @@ def pick_face(faces: list[FaceRecord], face: int | None = None, largest: bool = 
     """
     if face is not None:
         if not 1 <= face <= len(faces):
-            raise QueryError(f"--face {face}: {photo} has {len(faces)} face(s):\n{describe_faces(faces)}")
+            raise AmbiguousFace(f"--face {face}: {photo} has {len(faces)} face(s):\n{describe_faces(faces)}")
         return faces[face - 1]
     if len(faces) == 1:
         return faces[0]
     if largest:
         return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-    raise QueryError(f"{photo} has {len(faces)} faces; say which with --face N or --largest:\n"
+    raise AmbiguousFace(f"{photo} has {len(faces)} faces; say which with --face N or --largest:\n"
                      f"{describe_faces(faces)}")
 
 
@@ -298,7 +310,8 @@ def load_store(db: str | os.PathLike, model_id: str) -> Collection:
         face_ids, _, X = store.embeddings(model=model_id)
         if not len(face_ids):
             models = sorted({r[0] for r in store.db.execute("SELECT DISTINCT model FROM faces")} - {None})
-            held = f"it holds {', '.join(models)}" if models else "it holds no faces; run facecluster scan first"
+            held = (f"it holds {', '.join(models)}" if models
+                    else "it holds no faces; run facecluster scan first")
             raise QueryError(f"{db} has no faces embedded with {model_id}: {held}")
         rows = {r["id"]: r for r in store.faces()}
         assigned = store.assignments()
@@ -311,21 +324,27 @@ def load_store(db: str | os.PathLike, model_id: str) -> Collection:
 
 def load_gallery(db: str | os.PathLike, root: str | os.PathLike, model_id: str) -> Collection:
     """A scanned gallery (``root/<identity>/<image>``): the largest face of each photo is
-    labelled with its identity folder; other faces, and folders starting with ``_``, are not."""
+    labelled with its identity folder; other faces, and folders starting with ``_``, are not.
+
+    Photos may be symlinks (an exported people folder is a gallery too): the store keeps
+    resolved paths, so identities are read from the links' own paths.
+    """
+    from facecluster.media import find_photos
+
+    root = Path(root)
+    identity = {str(p.resolve()): identity_of(p, root) for p in find_photos(root)}
     collection = load_store(db, model_id)
-    root = Path(root).resolve()
+    keep = [i for i, photo in enumerate(collection.photos) if photo in identity]
     largest: dict[str, int] = {}
-    for i, (photo, box) in enumerate(zip(collection.photos, collection.boxes)):
-        area = (box[2] - box[0]) * (box[3] - box[1])
-        if photo not in largest or area > _area(collection.boxes[largest[photo]]):
+    for i in keep:
+        photo = collection.photos[i]
+        if photo not in largest or _area(collection.boxes[i]) > _area(collection.boxes[largest[photo]]):
             largest[photo] = i
-    labels: list[str | None] = [None] * len(collection.photos)
-    for photo, i in largest.items():
-        labels[i] = identity_of(Path(photo), root)
-    keep = [i for i, p in enumerate(collection.photos) if _is_under(Path(p), root)]
+    labelled = set(largest.values())
     return Collection(collection.face_ids[keep], collection.X[keep],
                       [collection.photos[i] for i in keep], [collection.boxes[i] for i in keep],
-                      [labels[i] for i in keep], np.full(len(keep), -1), "gallery", Path(db))
+                      [identity[collection.photos[i]] if i in labelled else None for i in keep],
+                      np.full(len(keep), -1), "gallery", Path(db))
 
 
 def identity_of(photo: Path, root: Path) -> str | None:
@@ -342,14 +361,6 @@ def identity_of(photo: Path, root: Path) -> str | None:
     if len(parts) < 2 or parts[0].startswith("_"):
         return None
     return parts[0]
-
-
-def _is_under(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
 
 
 def _box(row) -> tuple[int, int, int, int]:
@@ -414,9 +425,9 @@ def rank_faces(query: np.ndarray, collection: Collection, threshold: float, top:
 
 
 def rank_identities(query: np.ndarray, collection: Collection, threshold: float,
-                    top: int | None = None) -> list[dict]:
+                    top: int | None = None, skip_photo: str | None = None) -> list[dict]:
     """People (or gallery identities) ranked by their face nearest to ``query``, with the
-    mean distance over all their faces.
+    mean distance over all their faces (faces of ``skip_photo`` left out).
 
     Examples
     --------
@@ -424,7 +435,9 @@ def rank_identities(query: np.ndarray, collection: Collection, threshold: float,
     'madonna'
     """
     l2, cosine = distances(query, collection.X)
-    labels = np.array([label or "" for label in collection.labels], dtype=object)
+    skip = str(Path(skip_photo).resolve()) if skip_photo is not None else None
+    labels = np.array([label if label and photo != skip else ""
+                       for label, photo in zip(collection.labels, collection.photos)], dtype=object)
     found = []
     for label in sorted(set(labels) - {""}):
         members = labels == label
@@ -461,10 +474,18 @@ def match_montage(query_chip: bytes, chips: list[bytes], captions: list[str],
     caption = 36
     sheet = Image.new("RGB", (columns * size, rows * (size + caption)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
+    font = _font(13)
     for n, (data, text) in enumerate(zip(tiles, texts)):
         x, y = (n % columns) * size, (n // columns) * (size + caption)
         sheet.paste(Image.open(io.BytesIO(data)).convert("RGB").resize((size, size)), (x, y))
         for line, words in enumerate(text.split("\n")[:2]):
-            draw.text((x + 4, y + size + 3 + 16 * line), words, fill=(0, 0, 0))
+            draw.text((x + 4, y + size + 3 + 16 * line), words, fill=(0, 0, 0), font=font)
     draw.rectangle((0, 0, size - 1, size - 1), outline=(220, 40, 40), width=4)
     return sheet
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the small bitmap font
+        return ImageFont.load_default()
