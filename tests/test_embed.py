@@ -70,3 +70,15 @@ def test_dlib_backends_agree_on_real_faces(sample_folder):
 
     chip = cv2.cvtColor(cv2.imdecode(np.frombuffer(faces[0].chip_jpeg, np.uint8), 1), cv2.COLOR_BGR2RGB)
     assert np.abs(onnx_model.embed(chip[None]) - dlib_model.embed(chip[None])).max() < 1e-3
+
+
+def test_cnn_detector_never_sees_a_full_resolution_photo(sample_folder):
+    from facecluster.detect import CnnDetector, detect_faces, working_scale
+    from facecluster.media import load_photo
+
+    assert working_scale((4000, 3000), CnnDetector.megapixels) ** 2 * 12e6 <= 0.61e6
+    photo = load_photo(sample_folder / "biden.jpg", max_pixels=CnnDetector.megapixels * 1e6)
+    found = detect_faces(CnnDetector(), photo.pixels, photo.scale, working_scale(photo.size, CnnDetector.megapixels))
+    assert len(found) == 1
+    left, top, right, bottom = found[0].box  # in full-resolution pixels, around Biden's face
+    assert 400 < (left + right) / 2 < 800 and 200 < (top + bottom) / 2 < 600
