@@ -24,7 +24,7 @@ class BaseClusterer:
 
     name = "base"
 
-    def fit(self, X, cannot_link=None, must_link=None):
+    def fit(self, X, cannot_link=None, must_link=None, apart=None):
         """Cluster the rows of ``X``.
 
         Parameters
@@ -36,20 +36,24 @@ class BaseClusterer:
         must_link : array of shape (n_faces,), optional
             Group id per face (e.g. its video track); faces with the same id >= 0 are one
             person. -1: no constraint.
+        apart : iterable of (i, j), optional
+            Pairs of faces that are different people (e.g. a user's corrections).
         """
         X = np.asarray(X, dtype=np.float64)
         n = len(X)
         cannot_link = _groups(cannot_link, n)
         node_of, node_X = collapse_must_link(X, _groups(must_link, n))
         forbidden = forbidden_pairs(node_of, cannot_link)
+        forbidden |= {(min(node_of[i], node_of[j]), max(node_of[i], node_of[j]))
+                      for i, j in apart or () if node_of[i] != node_of[j]}
         node_labels = np.asarray(self._cluster(node_X, forbidden)) if len(node_X) else np.zeros(0, int)
         node_labels = repair_cannot_link(node_X, node_labels, forbidden)
         self.labels_ = singletons_to_noise(node_labels[node_of])
         return self
 
-    def fit_predict(self, X, cannot_link=None, must_link=None) -> np.ndarray:
+    def fit_predict(self, X, cannot_link=None, must_link=None, apart=None) -> np.ndarray:
         """Cluster ``X`` and return ``labels_``."""
-        return self.fit(X, cannot_link, must_link).labels_
+        return self.fit(X, cannot_link, must_link, apart).labels_
 
     def get_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
@@ -66,6 +70,28 @@ def _groups(groups, n: int) -> np.ndarray:
     if len(groups) != n:
         raise ValueError(f"constraint groups have length {len(groups)}, expected {n}")
     return groups.astype(np.int64)
+
+
+def union_groups(*groups: np.ndarray) -> np.ndarray:
+    """One must-link group array from several: faces sharing a group in any of them end up
+    in one group (-1 where a face is in none)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(groups[0])
+    rows, cols, offset = [], [], n
+    for group in groups:
+        member = np.flatnonzero(group >= 0)
+        codes = np.unique(group[member], return_inverse=True)[1]
+        rows.append(member)
+        cols.append(offset + codes)
+        offset += codes.max() + 1 if len(codes) else 0
+    rows, cols = np.concatenate(rows).astype(int), np.concatenate(cols).astype(int)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(offset, offset))
+    component = connected_components(graph, directed=False)[1][:n]
+    grouped = np.zeros(n, bool)
+    grouped[rows] = True
+    return np.where(grouped, component, -1)
 
 
 def collapse_must_link(X: np.ndarray, must_link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
