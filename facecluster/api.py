@@ -16,6 +16,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from facecluster.cluster import DEFAULT_ALGORITHM, get_clusterer
+from facecluster.cluster.base import union_groups
+from facecluster.corrections import replay
 from facecluster.scan import ScanOptions, ScanReport, scan
 from facecluster.store import Store
 
@@ -47,13 +49,20 @@ def cluster(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM, **params)
     clusterer = get_clusterer(algorithm, **params)
     with Store(db) as store:
         face_ids, media_ids, X = store.embeddings()
-        tracks = _tracks(store, face_ids)
+        corrections = replay(store)
+        kept = np.array([int(f) not in corrections.rejected for f in face_ids], dtype=bool)
+        rejected = face_ids[~kept]
+        face_ids, media_ids, X = face_ids[kept], media_ids[kept], X[kept]
+        must_link = union_groups(_tracks(store, face_ids), corrections.must_link(face_ids))
         labels = clusterer.fit_predict(X, cannot_link=_photo_groups(store, face_ids, media_ids),
-                                       must_link=tracks) if len(X) else np.zeros(0, int)
+                                       must_link=must_link, apart=corrections.apart(face_ids)
+                                       ) if len(X) else np.zeros(0, int)
         confidence = membership_confidence(X, labels)
         run_id = store.start_run("cluster", {"algorithm": algorithm, **clusterer.get_params()})
-        person_of = stable_person_ids(store, face_ids, labels)
-        store.save_assignments(face_ids, [person_of.get(l) for l in labels], confidence, run_id)
+        person_of = stable_person_ids(store, face_ids, labels, corrections.confirmed)
+        store.save_assignments(np.r_[face_ids, rejected],
+                               [person_of.get(l) for l in labels] + [None] * len(rejected),
+                               np.r_[confidence, np.zeros(len(rejected))], run_id)
         sizes = np.bincount(labels[labels >= 0]).tolist() if (labels >= 0).any() else []
         report = ClusterReport(algorithm=algorithm, params=clusterer.get_params(), faces=len(X),
                                people=len(sizes), unknown=int((labels < 0).sum()),
@@ -86,22 +95,34 @@ def membership_confidence(X: np.ndarray, labels: np.ndarray, bound: float = 0.6)
     return confidence
 
 
-def stable_person_ids(store: Store, face_ids: np.ndarray, labels: np.ndarray) -> dict[int, int]:
-    """Map cluster labels to people ids, re-using the id (and name) of the previous person
-    that shares the most faces with each cluster; new clusters become new people."""
-    previous = {face: person for face, (person, _) in store.assignments().items() if person is not None}
+def stable_person_ids(store: Store, face_ids: np.ndarray, labels: np.ndarray,
+                      confirmed: dict[int, int] | None = None) -> dict[int, int]:
+    """Map cluster labels to people ids. A cluster holding faces a user confirmed is that
+    person; otherwise it takes the id (and name) of the previous person sharing the most faces
+    with it; new clusters become new people."""
     clusters = np.unique(labels[labels >= 0])
-    old_people = sorted(set(previous.values()))
     mapping: dict[int, int] = {}
-    if len(clusters) and old_people:
+    votes: dict[int, list[int]] = {}
+    for face, label in zip(face_ids, labels):
+        if label >= 0 and int(face) in (confirmed or {}):
+            votes.setdefault(int(label), []).append(confirmed[int(face)])
+    for label, people in votes.items():
+        mapping[label] = max(set(people), key=people.count)
+    taken = set(mapping.values())
+    previous = {face: person for face, (person, _) in store.assignments().items()
+                if person is not None and person not in taken}
+    free = [c for c in clusters if int(c) not in mapping]
+    old_people = sorted(set(previous.values()))
+    if free and old_people:
         column = {p: j for j, p in enumerate(old_people)}
-        overlap = np.zeros((len(clusters), len(old_people)))
+        row = {int(c): i for i, c in enumerate(free)}
+        overlap = np.zeros((len(free), len(old_people)))
         for face, label in zip(face_ids, labels):
-            if label >= 0 and int(face) in previous:
-                overlap[np.searchsorted(clusters, label), column[previous[int(face)]]] += 1
+            if int(label) in row and int(face) in previous:
+                overlap[row[int(label)], column[previous[int(face)]]] += 1
         for i, j in zip(*linear_sum_assignment(-overlap)):
             if overlap[i, j] > 0:
-                mapping[int(clusters[i])] = old_people[j]
+                mapping[int(free[i])] = old_people[j]
     for label in clusters:
         if int(label) not in mapping:
             mapping[int(label)] = store.new_person()
@@ -111,13 +132,25 @@ def stable_person_ids(store: Store, face_ids: np.ndarray, labels: np.ndarray) ->
 def run(photos: str | os.PathLike, output: str | os.PathLike, db: str | os.PathLike | None = None,
         options: ScanOptions | None = None, algorithm: str = DEFAULT_ALGORITHM,
         cluster_params: dict | None = None, link: str = "symlink", workers: int | None = None,
-        quiet: bool = False) -> tuple[ScanReport, ClusterReport, Path]:
-    """Scan ``photos``, cluster, and export one folder per person into ``output``."""
+        quiet: bool = False, video=None) -> tuple[ScanReport, ClusterReport, Path]:
+    """Scan ``photos``, cluster, and export one folder per person into ``output``.
+
+    ``photos`` may also be a video file, a folder of photos and videos, ``webcam:N`` or a
+    stream URL; ``video`` (:class:`facecluster.video.VideoOptions`) says how to sample them.
+    """
+    from facecluster import video as videos
     from facecluster.export import export
 
     output = Path(output).expanduser()
     db = Path(db) if db else output / DEFAULT_DB_NAME
-    scan_report = scan(photos, db, options, workers=workers, exclude=[output], quiet=quiet)
-    cluster_report = cluster(db, algorithm, **(cluster_params or {}))
-    export(db, output, link=link, quiet=quiet)
+    if videos.has_video(photos, exclude=[output]):
+        scan_report = videos.scan_media(photos, db, options, video, workers=workers,
+                                        exclude=[output], quiet=quiet)
+        cluster_report = videos.cluster_media(db, algorithm, cluster_params, video)
+    else:
+        scan_report = scan(photos, db, options, workers=workers, exclude=[output], quiet=quiet)
+        cluster_report = cluster(db, algorithm, **(cluster_params or {}))
+    summary = export(db, output, link=link, quiet=quiet)
+    if video is not None and video.annotate:
+        videos.annotate_source(db, photos, video.annotate, summary, scan_report, quiet)
     return scan_report, cluster_report, output

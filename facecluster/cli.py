@@ -82,8 +82,53 @@ def main():
     """Group the faces in your photos by person, offline."""
 
 
+def video_options(func):
+    """Options for video files, webcams and streams."""
+    options = [
+        click.option("--fps", type=float, default=2.0, show_default=True,
+                     help="Video: frames analysed per second (by timestamp)."),
+        click.option("--duration", default=None,
+                     help="Video/stream: stop after this long (90, 90s, 10m, 1h) [default: to the end, or Ctrl-C]."),
+        click.option("--annotate", type=click.Path(path_type=Path), default=None,
+                     help="Video: also write a copy with boxes and person labels here."),
+        click.option("--with-clothing", is_flag=True,
+                     help="Video: cluster on face and clothing (torso colours and texture)."),
+        click.option("--time-weight", type=float, default=0.0, show_default=True,
+                     help="Video: share of the distance given to time apart (0-1)."),
+        click.option("--min-people", type=int, default=None, help="Video: keep only frames with at least this many faces."),
+        click.option("--max-people", type=int, default=None, help="Video: keep only frames with at most this many faces."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _video_options(fps, duration, annotate, with_clothing, time_weight, min_people, max_people):
+    from facecluster.video import VideoOptions, parse_duration
+
+    try:
+        return VideoOptions(fps=fps, duration=parse_duration(duration), with_clothing=with_clothing,
+                            annotate=str(annotate) if annotate else None, time_weight=time_weight,
+                            min_people=min_people, max_people=max_people)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _source(text: str | None):
+    """A PHOTOS folder or file, a video, ``webcam:N`` or a stream URL."""
+    from facecluster.video import is_stream_spec
+
+    if text is None or is_stream_spec(text):
+        return text
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise click.BadParameter(f"no such file or folder: {text} (or give webcam:N or a stream URL)",
+                                 param_hint="SOURCE")
+    return path
+
+
 @main.command()
-@click.argument("photos", type=click.Path(exists=True, path_type=Path), required=False)
+@click.argument("photos", metavar="SOURCE", required=False)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Folder for the people folders, report and (by default) the store.")
 @click.option("--db", type=click.Path(path_type=Path), default=None,
@@ -95,14 +140,19 @@ def main():
               help="Symlink photos into person folders (default).")
 @scan_options
 @cluster_options
+@video_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(photos, output, db, sample, link, detector, megapixels, min_face, embedder, jitter, workers,
-        algorithm, threshold, eps, min_samples, linkage, seed, quiet, as_json):
-    """Scan PHOTOS, group faces by person and export one folder per person to OUTPUT.
+        algorithm, threshold, eps, min_samples, linkage, seed, fps, duration, annotate, with_clothing,
+        time_weight, min_people, max_people, quiet, as_json):
+    """Scan SOURCE, group faces by person and export one folder per person to OUTPUT.
 
-    Run it again after adding photos: only new or changed files are read.
+    SOURCE is a folder of photos and videos, a photo or video file, webcam:N or a stream URL
+    (rtsp://, http://). Run it again after adding photos: only new or changed files are read.
     """
+    photos = _source(photos)
+    video = _video_options(fps, duration, annotate, with_clothing, time_weight, min_people, max_people)
     if sample:
         from facecluster.sample import sample_photos
 
@@ -115,7 +165,7 @@ def run(photos, output, db, sample, link, detector, megapixels, min_face, embedd
     scanned, clustered, out = api.run(
         photos, output, db=db, options=_options(detector, megapixels, min_face, embedder, jitter),
         algorithm=algorithm, cluster_params=params, link=link or "symlink", workers=workers,
-        quiet=quiet or as_json)
+        quiet=quiet or as_json, video=video)
     _emit(as_json, quiet, {"scan": asdict(scanned), "cluster": asdict(clustered), "output": str(out)},
           _scan_text(scanned) + "\n" + _cluster_text(clustered) + f"\nReport: {out / 'index.html'}")
 
@@ -175,14 +225,20 @@ def sample(folder):
 
 
 from facecluster.evaluate.cli import evaluate  # noqa: E402
+from facecluster.people_cli import register as _register_people  # noqa: E402
 
 main.add_command(evaluate)
+_register_people(main)
 
 
 def _scan_text(report) -> str:
     lines = [f"{report.photos} photos: {report.scanned} read, {report.unchanged} unchanged, "
              f"{report.moved} moved, {report.missing} missing; {report.faces} new faces "
              f"in {report.seconds:.1f} s"]
+    if getattr(report, "videos", 0):
+        from facecluster.video.scan_video import video_text
+
+        lines = [video_text(report)]
     if report.errors:
         lines.append(f"{len(report.errors)} files could not be read:")
         lines += [f"  {path}: {why}" for path, why in report.errors[:20]]
@@ -198,3 +254,6 @@ def _cluster_text(report) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+from facecluster.explore.cli import register as _register_explore  # noqa: E402
+_register_explore(main)

@@ -61,6 +61,9 @@ def export(db: str | os.PathLike, output: str | os.PathLike, link: str = "symlin
         summary = {"people": people, "unknown_faces": len(groups.get(None, [])),
                    "counts": store.counts(), "unreadable": store.errors(),
                    "runs": _latest_runs(store)}
+        from facecluster.video.timeline import write_video_outputs
+
+        write_video_outputs(store, output, groups, folders, summary)  # timeline, screen time
     (output / "people.json").write_text(json.dumps(summary, indent=2, default=str))
     _write_csv(output / "faces.csv", rows)
     (output / MANIFEST).write_text(json.dumps(sorted(set(folders.values()))))
@@ -116,11 +119,16 @@ def _write_person(store: Store, folder: Path, faces: list, link: str, grid: int,
     linked: dict[str, str] = {}
     for rank, face in enumerate(faces, start=1):
         (folder / "faces" / f"{rank:04d}_face{face['id']}.jpg").write_bytes(store.chip(face["id"]))
-        if face["path"] not in linked:
+        if face["path"] not in linked and not is_capture(face["path"]):  # a stream has no file
             linked[face["path"]] = _link_photo(Path(face["path"]), folder / "photos", link)
         advance()
-    _montage([store.chip(f["id"]) for f in faces[: grid * grid]], grid).save(
+    montage([store.chip(f["id"]) for f in faces[: grid * grid]], grid).save(
         folder / "montage.jpg", quality=88)
+
+
+def is_capture(path: str) -> bool:
+    """True for the store name of a webcam or stream capture (``webcam:0@...``, ``rtsp://...``)."""
+    return path.startswith("webcam:") or "://" in path
 
 
 def _link_photo(source: Path, folder: Path, link: str) -> str:
@@ -141,7 +149,7 @@ def _link_photo(source: Path, folder: Path, link: str) -> str:
     return target.name
 
 
-def _montage(chips: list[bytes], grid: int, size: int = 150) -> Image.Image:
+def montage(chips: list[bytes], grid: int, size: int = 150) -> Image.Image:
     columns = min(grid, max(1, len(chips)))
     rows = max(1, -(-len(chips) // columns))
     sheet = Image.new("RGB", (columns * size, rows * size), (255, 255, 255))

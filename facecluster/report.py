@@ -19,8 +19,8 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;paddin
 def write_report(output: Path, summary: dict) -> Path:
     """Write ``index.html`` for an export summary (see :func:`facecluster.export.export`)."""
     counts = summary["counts"]
-    cards = [_card(p["folder"], p.get("name") or p["folder"], p["faces"], p["photos"])
-             for p in summary["people"]]
+    cards = [_card(p["folder"], p.get("name") or p["folder"], p["faces"], p["photos"],
+                   p.get("screen_seconds")) for p in summary["people"]]
     if summary["unknown_faces"]:
         cards.append(_card("unknown", "Unknown", summary["unknown_faces"], None))
     errors = "".join(f"<tr><td>{html.escape(path)}</td><td>{html.escape(why or '')}</td></tr>"
@@ -36,6 +36,7 @@ def write_report(output: Path, summary: dict) -> Path:
 {summary['unknown_faces']} faces unknown; {counts['unreadable']} unreadable files.
 Made {datetime.now():%Y-%m-%d %H:%M}.</p>
 <div class="people">{''.join(cards)}</div>
+{_timeline(summary)}
 <h2>Unreadable files ({counts['unreadable']})</h2>
 {f'<table><tr><th>file</th><th>why</th></tr>{errors}</table>' if errors else '<p>None.</p>'}
 <h2>Run statistics</h2>
@@ -47,11 +48,21 @@ Made {datetime.now():%Y-%m-%d %H:%M}.</p>
     return path
 
 
-def _card(folder: str, title: str, faces: int, photos: int | None) -> str:
+def _card(folder: str, title: str, faces: int, photos: int | None, seconds: float | None = None) -> str:
     photos_text = f", {photos} photos" if photos is not None else ""
+    screen_text = f", {seconds:.1f} s on screen" if seconds is not None else ""
     return (f'<div class="card"><a href="{html.escape(folder)}/"><img src="{html.escape(folder)}/montage.jpg"'
             f' alt="{html.escape(title)}"></a><h3>{html.escape(title)}</h3>'
-            f'<span class="muted">{faces} faces{photos_text}</span></div>')
+            f'<span class="muted">{faces} faces{photos_text}{screen_text}</span></div>')
+
+
+def _timeline(summary: dict) -> str:
+    """The video timeline section (empty without videos)."""
+    if not summary.get("timeline_png"):
+        return ""
+    return ('<h2>Timeline</h2><p class="muted">Who is on screen when; per track in '
+            '<a href="timeline.csv">timeline.csv</a>.</p>'
+            f'<img src="{html.escape(summary["timeline_png"])}" alt="timeline" style="max-width:100%">')
 
 
 def _brief(params: dict) -> str:

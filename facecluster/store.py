@@ -51,6 +51,11 @@ CREATE TABLE faces (
 );
 CREATE INDEX faces_media ON faces(media_id);
 
+CREATE TABLE appearance (                    -- torso descriptor of a video face (--with-clothing)
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    descriptor BLOB
+);
+
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     command TEXT, params TEXT, stats TEXT,

@@ -4,7 +4,8 @@ At every sampled frame the open tracks and the new detections are matched by the
 algorithm on ``cost = embedding distance + box_weight * (1 - IoU)``. A pair may match only if
 the face embeddings are close: within ``overlap_distance`` when the boxes overlap, within the
 stricter ``jump_distance`` when they do not (a cut, or fast motion between samples 0.5 s
-apart). A track not seen for ``max_gap`` seconds is closed, so a missed detection or two does
+apart). Distances are in the face model's own space (0.6 is dlib's same-person bound). A
+track not seen for ``max_gap`` seconds is closed, so a missed detection or two does
 not split it.
 """
 
@@ -40,10 +41,10 @@ class Track:
         self.faces.append(face)
         self.times.append(time)
         self.box = tuple(box)
-        self.recent = (self.recent + [_unit(embedding)])[-RECENT:]
+        self.recent = (self.recent + [np.asarray(embedding, np.float64)])[-RECENT:]
 
     def embedding(self) -> np.ndarray:
-        return _unit(np.mean(self.recent, axis=0))
+        return np.mean(self.recent, axis=0)
 
 
 class Tracker:
@@ -61,8 +62,8 @@ class Tracker:
     [[0, 1]]
     """
 
-    def __init__(self, max_gap: float = 1.0, overlap_distance: float = 0.5,
-                 jump_distance: float = 0.4, box_weight: float = 0.5):
+    def __init__(self, max_gap: float = 1.0, overlap_distance: float = 0.6,
+                 jump_distance: float = 0.45, box_weight: float = 0.5):
         self.max_gap = max_gap
         self.overlap_distance = overlap_distance
         self.jump_distance = jump_distance
@@ -87,7 +88,7 @@ class Tracker:
 
     def _cost(self, tracks: list[Track], boxes, embeddings) -> np.ndarray:
         track_vectors = np.stack([t.embedding() for t in tracks])
-        face_vectors = np.stack([_unit(e) for e in embeddings])
+        face_vectors = np.stack([np.asarray(e, np.float64) for e in embeddings])
         distance = np.linalg.norm(track_vectors[:, None] - face_vectors[None], axis=2)
         overlap = np.array([[iou(t.box, b) for b in boxes] for t in tracks])
         allowed = distance <= np.where(overlap > 0, self.overlap_distance, self.jump_distance)
@@ -104,8 +105,3 @@ def iou(a, b) -> float:
     inter = width * height
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def _unit(v) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64)
-    return v / max(np.linalg.norm(v), 1e-12)

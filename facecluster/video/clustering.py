@@ -1,0 +1,132 @@
+"""Cluster video faces on the face embedding, optionally fused with clothing and time.
+
+Fusion is by concatenation of L2-normalised parts scaled by the square roots of their
+weights, so squared distances blend linearly::
+
+    d^2 = (1 - wc - wt) * d_face^2 + wc * d_clothing^2 + wt * d_time^2
+
+``d_time`` is the difference in time in units of the video's length. Tracks (must-link) and
+frames (cannot-link) constrain every algorithm as in :func:`facecluster.api.cluster`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from facecluster import api
+from facecluster.cluster import DEFAULT_ALGORITHM, get_clusterer
+from facecluster.cluster.base import union_groups
+from facecluster.corrections import replay
+from facecluster.store import Store
+from facecluster.video.options import VideoOptions
+
+# A track enters the clusterer as the mean of its faces, which averages away most per-frame
+# noise: two people's track means sit nearer each other than two single faces do (on the
+# Hamilton clip Obama's track mean is 0.56-0.59 from Miranda's, under the photo bound 0.6).
+VIDEO_SAME_PERSON_BOUND = 0.5
+
+
+def cluster_media(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM,
+                  params: dict | None = None, video: VideoOptions | None = None) -> api.ClusterReport:
+    """Cluster the faces of ``db``; with clothing or time weights, on the fused features.
+
+    Examples
+    --------
+    >>> cluster_media("faces.db", video=VideoOptions(with_clothing=True))  # doctest: +SKIP
+    ClusterReport(algorithm='graph', ..., people=4, unknown=0)
+    """
+    video = video or VideoOptions()
+    params = dict(params or {})
+    if algorithm == "graph" and _has_tracks(db):
+        params.setdefault("same_person_bound", VIDEO_SAME_PERSON_BOUND)
+    if not video.with_clothing and not video.time_weight:
+        return api.cluster(db, algorithm, **params)
+    clusterer = get_clusterer(algorithm, **params)
+    with Store(db) as store:  # as api.cluster (user corrections included), on fused features
+        face_ids, media_ids, X = store.embeddings()
+        corrections = replay(store)
+        kept = np.array([int(f) not in corrections.rejected for f in face_ids], dtype=bool)
+        rejected = face_ids[~kept]
+        face_ids, media_ids, X = face_ids[kept], media_ids[kept], X[kept]
+        features = fused_features(store, face_ids, X, video) if len(X) else X
+        must_link = union_groups(api._tracks(store, face_ids), corrections.must_link(face_ids))
+        labels = clusterer.fit_predict(features, cannot_link=api._photo_groups(store, face_ids, media_ids),
+                                       must_link=must_link, apart=corrections.apart(face_ids)
+                                       ) if len(X) else np.zeros(0, int)
+        confidence = api.membership_confidence(X, labels)
+        settings = {"algorithm": algorithm, **clusterer.get_params(), "clothing_weight":
+                    video.clothing_weight if video.with_clothing else 0.0, "time_weight": video.time_weight}
+        run_id = store.start_run("cluster", settings)
+        person_of = api.stable_person_ids(store, face_ids, labels, corrections.confirmed)
+        store.save_assignments(np.r_[face_ids, rejected],
+                               [person_of.get(label) for label in labels] + [None] * len(rejected),
+                               np.r_[confidence, np.zeros(len(rejected))], run_id)
+        sizes = np.bincount(labels[labels >= 0]).tolist() if (labels >= 0).any() else []
+        report = api.ClusterReport(algorithm=algorithm, params=settings, faces=len(X), people=len(sizes),
+                                   unknown=int((labels < 0).sum()), person_sizes=sorted(sizes, reverse=True))
+        store.finish_run(run_id, report.__dict__)
+    return report
+
+
+def _has_tracks(db) -> bool:
+    with Store(db) as store:
+        return store.db.execute("SELECT 1 FROM tracks LIMIT 1").fetchone() is not None
+
+
+def fused_features(store: Store, face_ids: np.ndarray, X: np.ndarray, video: VideoOptions) -> np.ndarray:
+    """Face embeddings joined with clothing and time coordinates (see the module docstring)."""
+    clothing = video.clothing_weight if video.with_clothing else 0.0
+    parts = [np.sqrt(1 - clothing - video.time_weight) * _unit(X)]
+    if clothing:
+        parts.append(np.sqrt(clothing) * clothing_descriptors(store, face_ids))
+    if video.time_weight:
+        parts.append(np.sqrt(video.time_weight) * relative_times(store, face_ids)[:, None])
+    # back to the face model's own scale, where the clusterers' absolute bounds were set
+    return np.hstack(parts) * float(np.median(np.linalg.norm(X, axis=1)))
+
+
+def clothing_descriptors(store: Store, face_ids: np.ndarray) -> np.ndarray:
+    """Unit torso descriptor per face; a face without one (torso out of frame, or a photo)
+    gets its track's mean, else the mean of all, so it is neither near nor far from anyone."""
+    from facecluster.video.appearance import DIMENSIONS
+
+    stored = {}
+    if store.db.execute("SELECT 1 FROM sqlite_master WHERE name='appearance'").fetchone():
+        stored = {r[0]: np.frombuffer(r[1], np.float32) for r in
+                  store.db.execute("SELECT face_id, descriptor FROM appearance")}
+    D = np.full((len(face_ids), DIMENSIONS), np.nan)
+    for i, face in enumerate(face_ids):
+        if int(face) in stored:
+            D[i] = stored[int(face)]
+    tracks = api._tracks(store, face_ids)
+    for track in np.unique(tracks[tracks >= 0]):
+        members = tracks == track
+        missing = members & np.isnan(D).any(axis=1)
+        if missing.any() and (members & ~missing).any():
+            D[missing] = _unit(np.nanmean(D[members & ~missing], axis=0)[None])[0]
+    missing = np.isnan(D).any(axis=1)
+    D[missing] = _unit(np.nanmean(D[~missing], axis=0)[None])[0] if (~missing).any() else 0.0
+    return D
+
+
+def relative_times(store: Store, face_ids: np.ndarray) -> np.ndarray:
+    """Each face's time as a fraction of its video's length (photos: the mean, 0.5 if none)."""
+    rows = {r[0]: (r[1], r[2]) for r in store.db.execute(
+        "SELECT f.id, f.time, m.duration FROM faces f JOIN media m ON m.id=f.media_id")}
+    times = np.array([_fraction(*rows.get(int(f), (None, None))) for f in face_ids])
+    known = ~np.isnan(times)
+    times[~known] = times[known].mean() if known.any() else 0.5
+    return times
+
+
+def _fraction(time: float | None, duration: float | None) -> float:
+    if time is None:
+        return np.nan
+    return time / duration if duration else 0.0
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
