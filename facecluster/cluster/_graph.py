@@ -29,7 +29,7 @@ from facecluster.cluster.base import BaseClusterer
 
 
 class GraphClusterer(BaseClusterer):
-    """Leiden communities on a self-tuning kNN graph, then a self-calibrated merge.
+    """Leiden communities on a self-tuning kNN graph, then a self-calibrated merge and split.
 
     Parameters
     ----------
@@ -42,8 +42,11 @@ class GraphClusterer(BaseClusterer):
     merge_tolerance : float
         Merge two communities when their RMS distance is below ``merge_tolerance`` times the
         median within-community RMS distance (and below ``same_person_bound``).
+    split_ratio : float
+        Split a community in two when its two halves (2-means) are more than ``split_ratio``
+        times the median community width apart: two people, not one.
     seed : int
-        Random seed of the Leiden optimiser.
+        Random seed of the Leiden optimiser and of the 2-means split.
 
     Attributes
     ----------
@@ -65,10 +68,11 @@ class GraphClusterer(BaseClusterer):
     name = "graph"
 
     def __init__(self, same_person_bound: float = 0.6, k: int | None = None,
-                 merge_tolerance: float = 1.0, seed: int = 0):
+                 merge_tolerance: float = 1.0, split_ratio: float = 1.5, seed: int = 0):
         self.same_person_bound = same_person_bound
         self.k = k
         self.merge_tolerance = merge_tolerance
+        self.split_ratio = split_ratio
         self.seed = seed
 
     def _cluster(self, X: np.ndarray, forbidden: set) -> np.ndarray:
@@ -87,8 +91,9 @@ class GraphClusterer(BaseClusterer):
         partition = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition,
                                              weights="weight", seed=self.seed)
         labels = np.array(partition.membership)
-        return merge_close_clusters(X, labels, forbidden, self.merge_tolerance,
-                                    self.same_person_bound)
+        labels = merge_close_clusters(X, labels, forbidden, self.merge_tolerance,
+                                      self.same_person_bound)
+        return split_wide_clusters(X, labels, self.split_ratio, self.seed)
 
 
 def near_duplicates(X: np.ndarray, radius: float, forbidden: set) -> np.ndarray:
@@ -177,3 +182,41 @@ def merge_close_clusters(X, labels, forbidden: set, tolerance: float, bound: flo
             labels[labels == b] = a
     return np.unique(labels, return_inverse=True)[1]
 
+
+
+def split_wide_clusters(X, labels, ratio: float, seed: int = 0) -> np.ndarray:
+    """Split each cluster whose two halves lie farther apart than ``ratio`` typical widths.
+
+    The mirror of the merge: it separates people a tiny collection's sparse graph joined
+    (two people with a photo or two each), and never fires on clusters as compact as the rest.
+    """
+    from sklearn.cluster import KMeans
+
+    labels = np.unique(labels, return_inverse=True)[1]
+    groups = [np.flatnonzero(labels == c) for c in range(labels.max() + 1)]
+    widths = [_rms_width(X[g]) for g in groups if len(g) >= 2]
+    if not widths:
+        return labels
+    limit = ratio * float(np.median(widths))
+    next_label = labels.max() + 1
+    for members in groups:
+        if len(members) < 2:
+            continue
+        halves = (KMeans(2, n_init=3, random_state=seed).fit_predict(X[members]) if len(members) > 2
+                  else np.array([0, 1]))
+        a, b = X[members[halves == 0]], X[members[halves == 1]]
+        if len(a) and len(b) and _rms_between(a, b) > limit:
+            labels[members[halves == 1]] = next_label
+            next_label += 1
+    return labels
+
+
+def _rms_width(X: np.ndarray) -> float:
+    """RMS distance between two different faces of a group."""
+    n = len(X)
+    return float(np.sqrt(2 * ((X - X.mean(axis=0)) ** 2).sum(axis=1).mean() * n / (n - 1)))
+
+
+def _rms_between(A: np.ndarray, B: np.ndarray) -> float:
+    spread = ((A - A.mean(axis=0)) ** 2).sum(axis=1).mean() + ((B - B.mean(axis=0)) ** 2).sum(axis=1).mean()
+    return float(np.sqrt(((A.mean(axis=0) - B.mean(axis=0)) ** 2).sum() + spread))
