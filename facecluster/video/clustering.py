@@ -16,17 +16,9 @@ import os
 import numpy as np
 
 from facecluster import api
-from facecluster.cluster import DEFAULT_ALGORITHM, get_clusterer
-from facecluster.cluster.base import union_groups
-from facecluster.corrections import replay
+from facecluster.cluster import DEFAULT_ALGORITHM
 from facecluster.store import Store
 from facecluster.video.options import VideoOptions
-
-# A track enters the clusterer as the mean of its faces, which averages away most per-frame
-# noise: two people's track means sit nearer each other than two single faces do (on the
-# Hamilton clip Obama's track mean is 0.56-0.59 from Miranda's, under the photo bound 0.6).
-VIDEO_SAME_PERSON_BOUND = 0.5
-
 
 def cluster_media(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM,
                   params: dict | None = None, video: VideoOptions | None = None) -> api.ClusterReport:
@@ -38,41 +30,12 @@ def cluster_media(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM,
     ClusterReport(algorithm='graph', ..., people=4, unknown=0)
     """
     video = video or VideoOptions()
-    params = dict(params or {})
-    if algorithm == "graph" and _has_tracks(db):
-        params.setdefault("same_person_bound", VIDEO_SAME_PERSON_BOUND)
-    if not video.with_clothing and not video.time_weight:
-        return api.cluster(db, algorithm, **params)
-    clusterer = get_clusterer(algorithm, **params)
-    with Store(db) as store:  # as api.cluster (user corrections included), on fused features
-        face_ids, media_ids, X = store.embeddings()
-        corrections = replay(store)
-        kept = np.array([int(f) not in corrections.rejected for f in face_ids], dtype=bool)
-        rejected = face_ids[~kept]
-        face_ids, media_ids, X = face_ids[kept], media_ids[kept], X[kept]
-        features = fused_features(store, face_ids, X, video) if len(X) else X
-        must_link = union_groups(api._tracks(store, face_ids), corrections.must_link(face_ids))
-        labels = clusterer.fit_predict(features, cannot_link=api._photo_groups(store, face_ids, media_ids),
-                                       must_link=must_link, apart=corrections.apart(face_ids)
-                                       ) if len(X) else np.zeros(0, int)
-        confidence = api.membership_confidence(X, labels)
-        settings = {"algorithm": algorithm, **clusterer.get_params(), "clothing_weight":
-                    video.clothing_weight if video.with_clothing else 0.0, "time_weight": video.time_weight}
-        run_id = store.start_run("cluster", settings)
-        person_of = api.stable_person_ids(store, face_ids, labels, corrections.confirmed)
-        store.save_assignments(np.r_[face_ids, rejected],
-                               [person_of.get(label) for label in labels] + [None] * len(rejected),
-                               np.r_[confidence, np.zeros(len(rejected))], run_id)
-        sizes = np.bincount(labels[labels >= 0]).tolist() if (labels >= 0).any() else []
-        report = api.ClusterReport(algorithm=algorithm, params=settings, faces=len(X), people=len(sizes),
-                                   unknown=int((labels < 0).sum()), person_sizes=sorted(sizes, reverse=True))
-        store.finish_run(run_id, report.__dict__)
-    return report
-
-
-def _has_tracks(db) -> bool:
-    with Store(db) as store:
-        return store.db.execute("SELECT 1 FROM tracks LIMIT 1").fetchone() is not None
+    if not (video.with_clothing or video.time_weight):
+        return api.cluster(db, algorithm, **(params or {}))
+    weights = {"clothing_weight": video.clothing_weight if video.with_clothing else 0.0,
+               "time_weight": video.time_weight}
+    return api.cluster(db, algorithm, features=lambda store, ids, X: fused_features(store, ids, X, video),
+                       feature_params=weights, **(params or {}))
 
 
 def fused_features(store: Store, face_ids: np.ndarray, X: np.ndarray, video: VideoOptions) -> np.ndarray:
