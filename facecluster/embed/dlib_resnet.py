@@ -80,13 +80,19 @@ class DlibResNet:
 
 
 def _onnx_session():
-    import onnxruntime
-
     from facecluster.embed.dlib_to_onnx import convert
 
-    weights = Path(face_recognition_models.face_recognition_model_location())
+    return converted_session(face_recognition_models.face_recognition_model_location(), MODEL_ID, convert)
+
+
+def converted_session(weights: str | Path, name: str, convert):
+    """ONNX Runtime session for dlib ``weights`` converted once by ``convert(path) ->
+    onnx.ModelProto`` and cached (the cache name follows the weights file)."""
+    import onnxruntime
+
+    weights = Path(weights)
     tag = hashlib.sha256(f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-    target = cache_dir() / f"{MODEL_ID}-{tag}.onnx"
+    target = cache_dir() / f"{name}-{tag}.onnx"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.tmp")
