@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--detector", default="hog", choices=["hog", "cnn"])
+    parser.add_argument("--detector", default="cnn", choices=["hog", "cnn", "cnn-dlib"])
     parser.add_argument("--clothing", action="store_true", help="measure --with-clothing instead")
     args = parser.parse_args()
     clips = [args.folder / name for name in CLIPS if (args.folder / name).is_file()]

@@ -43,9 +43,12 @@ class HogDetector:
 
 
 class CnnDetector:
-    """dlib's MMOD CNN face detector: finds profile and harder faces, ~100x slower than HOG."""
+    """dlib's MMOD CNN face detector run by dlib itself (``cnn-dlib``): ~5 s a 0.6 MP photo.
 
-    name = "cnn"
+    ``cnn`` runs the same weights in ONNX Runtime, 14x faster with the same boxes
+    (:class:`facecluster.detect_onnx.OnnxCnnDetector`)."""
+
+    name = "cnn-dlib"
     megapixels = 0.6
 
     @cached_property
@@ -57,11 +60,17 @@ class CnnDetector:
         return [(d.rect, d.confidence) for d in self._model(pixels, 0)]
 
 
-DETECTORS = {"hog": HogDetector, "cnn": CnnDetector}
+def _onnx_cnn():
+    from facecluster.detect_onnx import OnnxCnnDetector
+
+    return OnnxCnnDetector()
+
+
+DETECTORS = {"hog": HogDetector, "cnn": _onnx_cnn, "cnn-dlib": CnnDetector}
 
 
 def get_detector(name: str):
-    """The detector called ``name`` (``"hog"`` or ``"cnn"``)."""
+    """The detector called ``name``: ``"hog"``, ``"cnn"`` (ONNX Runtime) or ``"cnn-dlib"``."""
     try:
         return DETECTORS[name]()
     except KeyError:

@@ -23,9 +23,7 @@ The parsing helpers come from :mod:`facecluster.embed.dlib_to_onnx`.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 from functools import cached_property
 from pathlib import Path
 
@@ -35,7 +33,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from facecluster.embed.dlib_resnet import cache_dir
+from facecluster.embed.dlib_resnet import converted_session
 from facecluster.embed.dlib_to_onnx import (
     IR_VERSION, OPSET, _Graph, _read_add_layer_state, _read_affine, _read_con, _Reader,
 )
@@ -178,10 +176,9 @@ def _output_to_input(layers: list):
     a, b = 1, 0
     for kind, params in reversed(layers):
         if kind == "con":
-            (rows, cols), (stride, _), (pad, _) = (params["weight"].shape[2:], params["stride"],
-                                                   params["pad"])
-            # p_in = p * stride - pad + size // 2
-            a, b = a * stride, b * stride - pad + rows // 2
+            # p_in = p * stride - pad + size // 2 (square kernels, equal strides: checked)
+            size, stride, pad = params["weight"].shape[2], params["stride"][0], params["pad"][0]
+            a, b = a * stride, b * stride - pad + size // 2
     return a, b
 
 
@@ -257,11 +254,10 @@ def _resize_bilinear(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     right = np.minimum(left + 1, src_w - 1)
     tb = (y - top.astype(np.float32))[:, None]
     lr = (x - left.astype(np.float32))[None, :]
-    rows_t, rows_b = src[:, top], src[:, bottom]
-    tl, tr = rows_t[:, :, left], rows_t[:, :, right]
-    bl, br = rows_b[:, :, left], rows_b[:, :, right]
-    return ((one - tb) * ((one - lr) * tl + lr * tr)
-            + tb * ((one - lr) * bl + lr * br)).astype(np.float32)
+    # dlib: (1-tb)*((1-lr)*tl + lr*tr) + tb*((1-lr)*bl + lr*br); the horizontal step is
+    # done once per source row, which is the same arithmetic.
+    across = (one - lr) * src[:, :, left] + lr * src[:, :, right]
+    return ((one - tb) * across[:, top] + tb * across[:, bottom]).astype(np.float32)
 
 
 def _tiled_pyramid(pixels: np.ndarray, mean: np.ndarray, padding: int, outer_padding: int):
@@ -348,34 +344,26 @@ class OnnxCnnDetector:
     def _spec(self) -> dict:
         spec = _read_detector(self._weights.read_bytes())
         spec["map"] = _output_to_input(spec["layers"])
+        spec["convs"] = [(p["weight"].shape[2], p["stride"][0], p["pad"][0])
+                         for kind, p in spec["layers"] if kind == "con"]
         del spec["layers"]
         return spec
 
     @cached_property
     def _session(self):
-        import onnxruntime
-
-        weights = self._weights
-        stat = weights.stat()
-        tag = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-        target = cache_dir() / f"{MODEL_ID}-{tag}.onnx"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_bytes(convert(str(weights)).SerializeToString())
-            partial.replace(target)  # atomic: parallel workers never read half a file
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1  # parallelism comes from worker processes
-        options.inter_op_num_threads = 1
-        return onnxruntime.InferenceSession(str(target), options,
-                                            providers=["CPUExecutionProvider"])
+        """ONNX Runtime session (one thread) of the converted weights, cached on disk."""
+        return converted_session(self._weights, MODEL_ID, convert)
 
     def scores(self, pixels: np.ndarray):
         """The tiled pyramid's rects and the network's score map [h, w] for an RGB image."""
         spec = self._spec
         data, rects = _tiled_pyramid(np.asarray(pixels), spec["mean"], spec["padding"],
                                      spec["outer_padding"])
-        if not rects:
+        height, width = data.shape[2:]
+        for size, stride, pad in spec["convs"]:
+            height = (height + 2 * pad - size) // stride + 1
+            width = (width + 2 * pad - size) // stride + 1
+        if not rects or height < 1 or width < 1:  # too small for the network (dlib raises)
             return rects, np.zeros((0, 0), np.float32)
         return rects, self._session.run(None, {"image": data})[0][0, 0]
 

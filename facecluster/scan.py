@@ -23,11 +23,15 @@ from facecluster.progress import progress_bar
 from facecluster.store import FaceRecord, Store
 
 
+PHOTO_DETECTOR = "hog"  # fast, and photos are mostly frontal
+VIDEO_DETECTOR = "cnn"  # frames catch turned faces; few frames are sampled
+
+
 @dataclass
 class ScanOptions:
     """How faces are found and embedded. Changing any of these re-scans every photo."""
 
-    detector: str = "hog"
+    detector: str | None = None  # None: "hog" for photos, "cnn" for video frames
     megapixels: float | None = None  # detector working resolution; None: the detector's default
     min_face: int = 0  # drop faces narrower than this (full-resolution pixels)
     embedder: str = "dlib"
@@ -145,7 +149,7 @@ _worker: dict = {}
 def _init_worker(options: ScanOptions) -> None:
     cv2.setNumThreads(1)
     _worker["options"] = options
-    _worker["detector"] = get_detector(options.detector)
+    _worker["detector"] = get_detector(options.detector or PHOTO_DETECTOR)
     _worker["embedder"] = get_embedder(options.embedder, options.jitter)
 
 
@@ -192,7 +196,7 @@ def find_faces(path, detector, embedder, options: ScanOptions) -> tuple[list[Fac
     chips = np.stack([chip for _, chip in aligned])
     vectors = embedder.embed(chips)
     faces = [
-        FaceRecord(box=d.box, score=d.score, detector=options.detector,
+        FaceRecord(box=d.box, score=d.score, detector=detector.name,
                    landmarks=landmarks.tolist(), sharpness=sharpness(chip),
                    chip_jpeg=encode_jpeg(chip), model=embedder.model_id, embedding=vector)
         for d, (landmarks, chip), vector in zip(detections, aligned, vectors)

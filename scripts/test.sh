@@ -8,7 +8,7 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 status=0
-FACECLUSTER_SLOW_TESTS="${FACECLUSTER_SLOW_TESTS:-1}" python3 -m pytest -q "$@" || status=$?
+python3 -m pytest -q "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1

@@ -374,11 +374,6 @@ def test_oval_office_clip_four_seated_men(tmp_path):
     assert ends[-1] >= 16.5  # the guest of honour is on screen throughout
 
 
-SLOW = pytest.mark.skipif(not os.environ.get("FACECLUSTER_SLOW_TESTS"),
-                          reason="CNN detector runs (~4-5 min on 2 cores): set FACECLUSTER_SLOW_TESTS=1")
-
-
-@SLOW
 def test_hamilton_clip_with_cnn_detector_finds_obama(tmp_path):
     clip = _clip("short_hamilton_clip.mp4")
     api.run(clip, tmp_path, options=ScanOptions(detector="cnn"), quiet=True, video=VideoOptions(fps=2))
@@ -391,7 +386,6 @@ def test_hamilton_clip_with_cnn_detector_finds_obama(tmp_path):
     assert people[miranda]["spans"][0][0] <= PERIOD
 
 
-@SLOW
 def test_oval_office_clip_with_cnn_detector_timeline(tmp_path):
     clip = _clip("oval_office_clip.mp4")
     _, clustered, _ = api.run(clip, tmp_path, options=ScanOptions(detector="cnn"), quiet=True,

@@ -144,7 +144,7 @@ def _models(detector: str, embedder: str, jitter: int):
     from facecluster.detect import get_detector
     from facecluster.embed import get_embedder
 
-    return get_detector(detector), get_embedder(embedder, jitter)
+    return get_detector(detector or "hog"), get_embedder(embedder, jitter)
 
 
 def describe_faces(faces: list[FaceRecord]) -> str:

@@ -26,7 +26,7 @@ from facecluster.detect import detect_faces, get_detector, working_scale
 from facecluster.embed import align_face, get_embedder
 from facecluster.media import find_photos
 from facecluster.progress import progress_bar
-from facecluster.scan import ScanOptions, encode_jpeg, scan, sharpness
+from facecluster.scan import VIDEO_DETECTOR, ScanOptions, encode_jpeg, scan, sharpness
 from facecluster.store import FaceRecord, Store
 from facecluster.video import appearance
 from facecluster.video.options import VideoOptions, VideoScanReport
@@ -260,7 +260,7 @@ def init_worker(options: ScanOptions, ignore_interrupt: bool = False) -> None:
     if ignore_interrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
-    _worker.update(options=options, detector=get_detector(options.detector),
+    _worker.update(options=options, detector=get_detector(options.detector or VIDEO_DETECTOR),
                    embedder=get_embedder(options.embedder, options.jitter))
 
 
@@ -273,10 +273,10 @@ def analyse_frame(item: tuple[float, np.ndarray]) -> tuple[float, list[dict]]:
     detections = detect_faces(detector, rgb, 1.0, working, options.min_face)
     if not detections:
         return moment, []
-    aligned = [align_face(rgb, d.box, embedder.chip_size) for d in detections]
+    aligned = [align_face(rgb, d.box, embedder.chip_size, embedder.chip_padding) for d in detections]
     vectors = embedder.embed(np.stack([chip for _, chip in aligned]))
     return moment, [
-        {"box": d.box, "score": d.score, "detector": options.detector,
+        {"box": d.box, "score": d.score, "detector": _worker["detector"].name,
          "landmarks": landmarks.tolist(), "sharpness": sharpness(chip), "chip_jpeg": encode_jpeg(chip),
          "model": embedder.model_id, "embedding": vector, "appearance": appearance.describe(rgb, d.box)}
         for d, (landmarks, chip), vector in zip(detections, aligned, vectors)]
