@@ -87,16 +87,15 @@ def cluster(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM, features=
 
 def _photo_groups(store: Store, face_ids: np.ndarray, media_ids: np.ndarray) -> np.ndarray:
     """Cannot-link group per face: its photo, or its video frame (media, time)."""
-    times = {r["id"]: r["time"] for r in store.faces()}
-    keys = [(m, times.get(int(f))) for f, m in zip(face_ids, media_ids)]
+    info = store.times_and_tracks()
+    keys = [(m, info[int(f)][0]) for f, m in zip(face_ids, media_ids)]
     index: dict = {}
     return np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
 
 
 def _tracks(store: Store, face_ids: np.ndarray) -> np.ndarray:
-    track = {r["id"]: r["track_id"] for r in store.faces()}
-    return np.array([track.get(int(f)) if track.get(int(f)) is not None else -1 for f in face_ids],
-                    dtype=np.int64)
+    info = store.times_and_tracks()
+    return np.array([-1 if info[int(f)][1] is None else info[int(f)][1] for f in face_ids], dtype=np.int64)
 
 
 def membership_confidence(X: np.ndarray, labels: np.ndarray, bound: float = 0.6) -> np.ndarray:

@@ -245,6 +245,10 @@ class Store:
             rows = [r for r in rows if r["id"] in wanted]
         return rows
 
+    def times_and_tracks(self) -> dict[int, tuple[float | None, int | None]]:
+        """Face id -> (seconds into its video, track id); both None for photos."""
+        return {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT id, time, track_id FROM faces")}
+
     def chip(self, face_id: int) -> bytes:
         return self.db.execute("SELECT chip FROM faces WHERE id=?", (int(face_id),)).fetchone()[0]
 
