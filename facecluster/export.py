@@ -16,7 +16,6 @@ re-exporting never leaves stale people behind; nothing else in the folder is tou
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import re
@@ -24,8 +23,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from PIL import Image
-
+from facecluster.media import montage
 from facecluster.progress import progress_bar
 from facecluster.store import Store
 
@@ -147,16 +145,6 @@ def _link_photo(source: Path, folder: Path, link: str) -> str:
     else:
         shutil.copy2(source, target)
     return target.name
-
-
-def montage(chips: list[bytes], grid: int, size: int = 150) -> Image.Image:
-    columns = min(grid, max(1, len(chips)))
-    rows = max(1, -(-len(chips) // columns))
-    sheet = Image.new("RGB", (columns * size, rows * size), (255, 255, 255))
-    for i, data in enumerate(chips):
-        chip = Image.open(io.BytesIO(data)).convert("RGB").resize((size, size))
-        sheet.paste(chip, ((i % columns) * size, (i // columns) * size))
-    return sheet
 
 
 def _csv_row(face: dict, folder: str) -> dict:

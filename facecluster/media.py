@@ -7,6 +7,7 @@ message a user can act on, and the scan records it and goes on.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -178,3 +179,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def montage(chips: list[bytes], grid: int, size: int = 150) -> Image.Image:
+    """A sheet of face chips (JPEG bytes), ``grid`` columns at most."""
+    columns = min(grid, max(1, len(chips)))
+    rows = max(1, -(-len(chips) // columns))
+    sheet = Image.new("RGB", (columns * size, rows * size), (255, 255, 255))
+    for i, data in enumerate(chips):
+        chip = Image.open(io.BytesIO(data)).convert("RGB").resize((size, size))
+        sheet.paste(chip, ((i % columns) * size, (i // columns) * size))
+    return sheet

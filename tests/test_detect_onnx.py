@@ -13,7 +13,7 @@ from facecluster.detect import working_scale
 
 pytest.importorskip("onnxruntime")
 
-from facecluster.detect_onnx import OnnxCnnDetector, _pyramid_rects  # noqa: E402
+from facecluster.detect.cnn_onnx import OnnxCnnDetector, _pyramid_rects  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from facecluster.detect import HogDetector
+from facecluster.detect.hog import HogDetector
 from facecluster.embed import get_embedder
 from facecluster.scan import ScanOptions, find_faces
 
@@ -73,7 +73,8 @@ def test_dlib_backends_agree_on_real_faces(sample_folder):
 
 
 def test_cnn_detector_never_sees_a_full_resolution_photo(sample_folder):
-    from facecluster.detect import CnnDetector, detect_faces, working_scale
+    from facecluster.detect import detect_faces, working_scale
+    from facecluster.detect.cnn_dlib import CnnDetector
     from facecluster.media import load_photo
 
     assert working_scale((4000, 3000), CnnDetector.megapixels) ** 2 * 12e6 <= 0.61e6

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facecluster.media import montage
 from facecluster.store import Store
 
 BEST_CHIPS = 12  # written to person/best/ and shown in the montage
@@ -156,7 +157,6 @@ def write_best_chips(store: Store, folder: Path, faces: list[dict], grid: int = 
     chips = [store.chip(f["id"]) for f in best]
     for rank, (face, data) in enumerate(zip(best, chips), start=1):
         (target / f"{rank:02d}_t{face['time']:.1f}s_face{face['id']}.jpg").write_bytes(data)
-    from facecluster.export import montage  # export imports this module
 
     montage(chips[: grid * grid], grid).save(folder / "montage.jpg", quality=88)
 

@@ -1,15 +1,12 @@
-"""The ``facecluster`` command: a thin shell over :mod:`facecluster.api`."""
+"""Options and output helpers shared by the command modules."""
 
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from facecluster import api
 from facecluster.cluster import ALGORITHMS, DEFAULT_ALGORITHM
 from facecluster.scan import ScanOptions
 
@@ -77,12 +74,6 @@ def _emit(as_json: bool, quiet: bool, data: dict, text: str) -> None:
         click.echo(text)
 
 
-@click.group()
-@click.version_option(package_name="facecluster")
-def main():
-    """Group the faces in your photos by person, offline."""
-
-
 def video_options(func):
     """Options for video files, webcams and streams."""
     options = [
@@ -128,110 +119,6 @@ def _source(text: str | None):
     return path
 
 
-@main.command()
-@click.argument("photos", metavar="SOURCE", required=False)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Folder for the people folders, report and (by default) the store.")
-@click.option("--db", type=click.Path(path_type=Path), default=None,
-              help="Store file [default: OUTPUT/faces.db].")
-@click.option("--sample", is_flag=True, help="Use the built-in sample photos (fetched from PyPI).")
-@click.option("--copy", "link", flag_value="copy", help="Copy photos into person folders.")
-@click.option("--hardlink", "link", flag_value="hardlink", help="Hard-link photos into person folders.")
-@click.option("--symlink", "link", flag_value="symlink", default=True,
-              help="Symlink photos into person folders (default).")
-@scan_options
-@cluster_options
-@video_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(photos, output, db, sample, link, detector, megapixels, min_face, embedder, jitter, workers,
-        algorithm, threshold, eps, min_samples, linkage, seed, fps, duration, annotate, with_clothing,
-        time_weight, min_people, max_people, quiet, as_json):
-    """Scan SOURCE, group faces by person and export one folder per person to OUTPUT.
-
-    SOURCE is a folder of photos and videos, a photo or video file, webcam:N or a stream URL
-    (rtsp://, http://). Run it again after adding photos: only new or changed files are read.
-    """
-    photos = _source(photos)
-    video = _video_options(fps, duration, annotate, with_clothing, time_weight, min_people, max_people)
-    if sample:
-        from facecluster.sample import sample_photos
-
-        photos = sample_photos()
-        if not quiet and not as_json:
-            click.echo(f"Using the sample photos in {photos}", err=True)
-    if photos is None:
-        raise click.UsageError("give a PHOTOS folder (or --sample)")
-    params = _cluster_params(algorithm, threshold, eps, min_samples, linkage, seed)
-    scanned, clustered, out = api.run(
-        photos, output, db=db, options=_options(detector, megapixels, min_face, embedder, jitter),
-        algorithm=algorithm, cluster_params=params, link=link or "symlink", workers=workers,
-        quiet=quiet or as_json, video=video)
-    _emit(as_json, quiet, {"scan": asdict(scanned), "cluster": asdict(clustered), "output": str(out)},
-          _scan_text(scanned) + "\n" + _cluster_text(clustered) + f"\nReport: {out / 'index.html'}")
-
-
-@main.command()
-@click.argument("photos", type=click.Path(exists=True, path_type=Path))
-@click.option("--db", type=click.Path(path_type=Path), default=Path(api.DEFAULT_DB_NAME),
-              show_default=True, help="Store file.")
-@scan_options
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
-def scan(photos, db, detector, megapixels, min_face, embedder, jitter, workers, quiet, as_json):
-    """Find and embed the faces in PHOTOS (a folder or a file) into the store."""
-    report = api.scan(photos, db, _options(detector, megapixels, min_face, embedder, jitter),
-                      workers=workers, quiet=quiet or as_json)
-    _emit(as_json, quiet, asdict(report), _scan_text(report))
-
-
-@main.command()
-@click.option("--db", type=click.Path(exists=True, path_type=Path), default=Path(api.DEFAULT_DB_NAME),
-              show_default=True)
-@cluster_options
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
-def cluster(db, algorithm, threshold, eps, min_samples, linkage, seed, quiet, as_json):
-    """Group the stored faces by person."""
-    params = _cluster_params(algorithm, threshold, eps, min_samples, linkage, seed)
-    report = api.cluster(db, algorithm, **params)
-    _emit(as_json, quiet, asdict(report), _cluster_text(report))
-
-
-@main.command()
-@click.option("--db", type=click.Path(exists=True, path_type=Path), default=Path(api.DEFAULT_DB_NAME),
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
-@click.option("--copy", "link", flag_value="copy")
-@click.option("--hardlink", "link", flag_value="hardlink")
-@click.option("--symlink", "link", flag_value="symlink", default=True)
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
-def export(db, output, link, quiet, as_json):
-    """Write one folder per person, people.json, faces.csv and index.html."""
-    from facecluster.export import export as export_people
-
-    summary = export_people(db, output, link=link or "symlink", quiet=quiet or as_json)
-    _emit(as_json, quiet, summary, f"{len(summary['people'])} people exported to {output}\n"
-          f"Report: {Path(output) / 'index.html'}")
-
-
-@main.command()
-@click.argument("folder", type=click.Path(path_type=Path), required=False)
-def sample(folder):
-    """Download the sample photos (face_recognition 1.3.0's test images) and print where."""
-    from facecluster.sample import sample_photos
-
-    click.echo(sample_photos(folder))
-
-
-from facecluster.evaluate.cli import evaluate  # noqa: E402
-from facecluster.people_cli import register as _register_people  # noqa: E402
-
-main.add_command(evaluate)
-_register_people(main)
-
-
 def _scan_text(report) -> str:
     lines = [f"{report.photos} photos: {report.scanned} read, {report.unchanged} unchanged, "
              f"{report.moved} moved, {report.missing} missing; {report.faces} new faces "
@@ -251,10 +138,3 @@ def _scan_text(report) -> str:
 def _cluster_text(report) -> str:
     return (f"{report.people} people among {report.faces} faces ({report.algorithm}); "
             f"{report.unknown} faces unknown")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-from facecluster.explore.cli import register as _register_explore  # noqa: E402
-_register_explore(main)

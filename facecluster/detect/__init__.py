@@ -1,19 +1,20 @@
-"""Face detectors (dlib HOG and MMOD CNN) run at a bounded working resolution.
+"""Face detectors, one wrapper per file behind a small registry, run at a bounded working
+resolution.
 
 A detector sees the photo scaled so that it has about ``megapixels`` million pixels, at most
 twice the original size: small photos are upsampled so small faces are still found, large
 photos are shrunk so a 12 MP photo never reaches the detector at full resolution. Boxes are
 returned in full-resolution coordinates.
+
+Every detector has ``name``, ``megapixels`` (its default working resolution) and
+``_detect(pixels) -> [(dlib.rectangle, score)]``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import cv2
-import dlib
-import face_recognition_models
 import numpy as np
 
 MAX_UPSCALE = 2.0
@@ -27,46 +28,25 @@ class Detection:
     score: float
 
 
-class HogDetector:
-    """dlib's HOG + linear SVM frontal face detector: fast, needs no weights."""
+def _hog():
+    from facecluster.detect.hog import HogDetector
 
-    name = "hog"
-    megapixels = 1.0  # about 0.05 s per megapixel on one core
-
-    @cached_property
-    def _model(self):
-        return dlib.get_frontal_face_detector()
-
-    def _detect(self, pixels: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
-        rects, scores, _ = self._model.run(pixels, 0, 0.0)
-        return list(zip(rects, scores))
+    return HogDetector()
 
 
-class CnnDetector:
-    """dlib's MMOD CNN face detector run by dlib itself (``cnn-dlib``): ~5 s a 0.6 MP photo.
-
-    ``cnn`` runs the same weights in ONNX Runtime, 14x faster with the same boxes
-    (:class:`facecluster.detect_onnx.OnnxCnnDetector`)."""
-
-    name = "cnn-dlib"
-    megapixels = 0.6
-
-    @cached_property
-    def _model(self):
-        return dlib.cnn_face_detection_model_v1(
-            face_recognition_models.cnn_face_detector_model_location())
-
-    def _detect(self, pixels: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
-        return [(d.rect, d.confidence) for d in self._model(pixels, 0)]
-
-
-def _onnx_cnn():
-    from facecluster.detect_onnx import OnnxCnnDetector
+def _cnn():
+    from facecluster.detect.cnn_onnx import OnnxCnnDetector
 
     return OnnxCnnDetector()
 
 
-DETECTORS = {"hog": HogDetector, "cnn": _onnx_cnn, "cnn-dlib": CnnDetector}
+def _cnn_dlib():
+    from facecluster.detect.cnn_dlib import CnnDetector
+
+    return CnnDetector()
+
+
+DETECTORS = {"hog": _hog, "cnn": _cnn, "cnn-dlib": _cnn_dlib}
 
 
 def get_detector(name: str):

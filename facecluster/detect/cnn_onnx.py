@@ -166,7 +166,7 @@ def _build(layers: list) -> onnx.ModelProto:
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, "h", "w"])],
         g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              ir_version=IR_VERSION, producer_name="facecluster.detect_onnx")
+                              ir_version=IR_VERSION, producer_name="facecluster.detect.cnn_onnx")
     onnx.checker.check_model(model)
     return model
 
