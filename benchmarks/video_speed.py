@@ -50,19 +50,18 @@ def scan_seconds(path: Path, fps: float, workers: int, detector: str) -> tuple[f
 
 def clothing_rows(path: Path, detector: str, weights=(0.0, 0.15, 0.3, 0.5)) -> list[str]:
     """BCubed F and cluster count of track-free clustering per clothing weight."""
-    from facecluster import api
+    from facecluster.cluster.collection import VIDEO_SAME_PERSON_BOUND, stable_faces
     from facecluster.cluster import get_clusterer
     from facecluster.evaluate.metrics import bcubed_prf
     from facecluster.store import Store
-    from facecluster.video.clustering import VIDEO_SAME_PERSON_BOUND, fused_features
+    from facecluster.video.clustering import fused_features
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "faces.db"
         scan_media(path, db, ScanOptions(detector=detector), VideoOptions(), quiet=True)
         with Store(db) as store:
-            ids, media, X = store.embeddings()
-            frames, truth = api._photo_groups(store, ids, media), api._tracks(store, ids)
+            ids, X, frames, truth = stable_faces(store)
             if len(X) == 0:
                 return [f"{path.name:34} {0:5d}  no faces found"]
             for weight in weights:

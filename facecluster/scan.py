@@ -3,6 +3,13 @@
 Photos are processed by a pool of worker processes (one per core by default); the main
 process alone writes to the store, one transaction per file, so a killed run keeps every
 finished file and a re-run reads only new or changed files.
+
+What a scan reports (:class:`ScanReport`): every file it could not use, on every run (a file
+that failed before and has not changed is listed again with its stored reason), including
+FIFOs, sockets and devices, which are never opened; and the photos so large that the detector,
+at its bounded working resolution, cannot see their smaller faces. A full disk or a damaged
+store stops the scan with a :class:`facecluster.store.StoreError`; every file finished before
+is kept.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,13 +26,17 @@ import numpy as np
 
 from facecluster.detect import detect_faces, get_detector, working_scale
 from facecluster.embed import align_face, get_embedder
-from facecluster.media import MediaError, file_hash, find_photos, load_photo, media_path
+from facecluster.media import MediaError, Photo, file_hash, find_photos, load_photo, media_path
 from facecluster.progress import progress_bar
 from facecluster.store import FaceRecord, Store
 
 
 PHOTO_DETECTOR = "hog"  # fast, and photos are mostly frontal
 VIDEO_DETECTOR = "cnn"  # frames catch turned faces; few frames are sampled
+
+# Narrowest face both dlib detectors find, in pixels at their working resolution: measured by
+# shrinking the sample photos step by step, HOG and CNN both stop finding faces below ~60 px.
+SMALLEST_DETECTABLE_FACE = 60
 
 
 @dataclass
@@ -51,8 +63,28 @@ class ScanReport:
     moved: int = 0  # recognised by content after a move or rename
     missing: int = 0  # in the store but gone from disk
     faces: int = 0  # faces found in the photos read this time
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, why), sorted by path
     seconds: float = 0.0
+    root: str = ""  # what was scanned
+    # Faces narrower than SMALLEST_DETECTABLE_FACE at the detector's working resolution cannot be
+    # found: of the photos read this time, ``downscaled`` were searched below their full size
+    # (and below --min-face); in the largest of them, ``largest_size`` (width, height), faces
+    # narrower than ``smallest_face`` of its pixels may have been missed.
+    downscaled: int = 0
+    smallest_face: int = 0
+    largest_size: tuple[int, int] | None = None
+    detect_megapixels: float = 0.0
+
+    def notes(self) -> list[str]:
+        """Sentences a person should read besides the counts: nothing found, faces too small."""
+        notes = [] if self.photos else [f"no photos found in {self.root}"]
+        if self.downscaled:
+            width, height = self.largest_size
+            notes.append(f"{self.downscaled} {'photo was' if self.downscaled == 1 else 'photos were'} "
+                         f"searched for faces at {self.detect_megapixels:g} MP, below full size "
+                         f"(the largest {width} x {height}): faces narrower than ~{self.smallest_face} px "
+                         "in them may be missed; --detect-mp looks closer")
+        return notes
 
 
 def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | None = None,
@@ -71,29 +103,65 @@ def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | 
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"no such file or folder: {root}")
-    report = ScanReport()
+    report = ScanReport(root=str(root), detect_megapixels=_megapixels(options))
     with Store(db) as store:
         fingerprint = options.fingerprint()
         rescan_all = store.meta("scan_options") not in (None, fingerprint)
         store.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan_options', ?)", (fingerprint,))
         run_id = store.start_run("scan", {"root": str(root), **asdict(options)})
-        paths = find_photos(root, exclude=exclude)
+        skipped: list[tuple[Path, str]] = []
+        paths = find_photos(root, exclude=exclude, skipped=skipped)
         report.photos = len(paths)
+        _record_skipped(store, skipped, run_id, report)
         todo = _changed_files(store, paths, rescan_all, report, quiet)
         if root.is_dir():
-            report.missing = store.mark_missing({media_path(p) for p in paths}, str(root.resolve()))
-        with progress_bar("Finding faces", len(todo), quiet) as advance:
-            for result in _process_all(todo, options, workers):
+            present = {media_path(p) for p in paths + [path for path, _ in skipped]}
+            report.missing = store.mark_missing(present, str(root.resolve()))
+        with progress_bar("Finding faces", len(todo), quiet) as advance, \
+                closing(_process_all(todo, options, workers)) as results:  # closing: stop workers on error
+            for result in results:
                 faces = result.pop("faces")
                 store.save_media(run_id=run_id, faces=faces, **result)
                 report.scanned += 1
                 report.faces += len(faces)
                 if result.get("error"):
                     report.errors.append((result["path"], result["error"]))
+                elif result.get("width"):
+                    _note_resolution(report, (result["width"], result["height"]), options.min_face)
                 advance()
+        report.errors.sort()
         report.seconds = time.perf_counter() - started
         store.finish_run(run_id, asdict(report))
     return report
+
+
+def _megapixels(options: ScanOptions) -> float:
+    """The detector's working resolution in megapixels."""
+    return options.megapixels or get_detector(options.detector or PHOTO_DETECTOR).megapixels
+
+
+def _record_skipped(store: Store, skipped: list[tuple[Path, str]], run_id: int,
+                    report: ScanReport) -> None:
+    """FIFOs, sockets, devices and unreadable folders: stored and reported as unreadable."""
+    for path, why in skipped:
+        name = media_path(path)
+        store.save_media(name, size=None, mtime=None, digest=None, run_id=run_id, faces=[], error=why)
+        report.errors.append((name, why))
+
+
+def smallest_findable_face(size: tuple[int, int], megapixels: float) -> int:
+    """The narrowest face (in the photo's own pixels) the detector can find in a photo of this
+    ``size`` at ``megapixels``; 0 when it searches the photo at full size or larger."""
+    working = working_scale(size, megapixels)
+    return round(SMALLEST_DETECTABLE_FACE / working) if working < 1 else 0
+
+
+def _note_resolution(report: ScanReport, size: tuple[int, int], min_face: int) -> None:
+    smallest = smallest_findable_face(size, report.detect_megapixels)
+    if smallest > min_face:  # faces the user asked for (--min-face) may be missed
+        report.downscaled += 1
+        if smallest > report.smallest_face:
+            report.smallest_face, report.largest_size = smallest, tuple(size)
 
 
 def _changed_files(store: Store, paths: list[Path], rescan_all: bool, report: ScanReport,
@@ -113,6 +181,8 @@ def _changed_files(store: Store, paths: list[Path], rescan_all: bool, report: Sc
             if (not rescan_all and known and known["status"] != "missing"
                     and known["size"] == stat.st_size and known["mtime"] == stat.st_mtime):
                 report.unchanged += 1
+                if known["status"] == "error":  # still unreadable: say so on every run
+                    report.errors.append((resolved, known["error"]))
                 continue
             digest = _hash_or_none(path)
             if not rescan_all and digest and _reuse_known_content(store, known, digest, resolved, stat):
@@ -138,7 +208,7 @@ def _reuse_known_content(store: Store, known, digest: str, path: str, stat) -> b
 def _hash_or_none(path: Path) -> str | None:
     try:
         return file_hash(path)
-    except OSError:
+    except (OSError, MediaError):  # the worker reports why
         return None
 
 
@@ -179,29 +249,53 @@ def _process_photo(item: tuple[str, int, float, str | None]) -> dict:
 
 
 def find_faces(path, detector, embedder, options: ScanOptions) -> tuple[list[FaceRecord], tuple[int, int]]:
-    """Detect, align and embed every face of one photo.
+    """Detect, align and embed every face of one photo; returns the faces and the photo's size.
 
-    Detection runs on a reduced decode when the photo is larger than the detector's working
-    resolution; landmarks and chips always come from the full-resolution photo.
+    Every page of a multi-page TIFF and sampled frames of an animation are searched (see
+    :func:`facecluster.media.frames_to_scan`); their faces get ``time`` = the frame number, so
+    that only faces of the same frame count as "one photo" for clustering. Frames after a
+    damaged one are skipped. Detection runs on a reduced decode when the photo is larger than
+    the detector's working resolution; landmarks and chips come from the full-resolution photo
+    (reduced too past :data:`facecluster.media.MAX_DECODE_PIXELS`).
     """
-    megapixels = options.megapixels or detector.megapixels
-    photo = load_photo(path, max_pixels=megapixels * 1e6)
-    working = working_scale(photo.size, megapixels)
+    max_pixels = (options.megapixels or detector.megapixels) * 1e6
+    photo = load_photo(path, max_pixels=max_pixels)
+    faces = _faces_in_frame(path, photo, detector, embedder, options)
+    for frame in photo.frames[1:]:
+        try:
+            frame_photo = load_photo(path, max_pixels=max_pixels, frame=frame)
+        except MediaError:
+            break
+        faces += _faces_in_frame(path, frame_photo, detector, embedder, options)
+    return faces, photo.size
+
+
+def _faces_in_frame(path, photo: Photo, detector, embedder, options: ScanOptions) -> list[FaceRecord]:
+    working = working_scale(photo.size, options.megapixels or detector.megapixels)
     detections = detect_faces(detector, photo.pixels, photo.scale, working, options.min_face)
     if not detections:
-        return [], photo.size
-    full = photo if photo.scale == 1.0 else load_photo(path)
-    aligned = [align_face(full.pixels, d.box, embedder.chip_size, embedder.chip_padding)
-               for d in detections]
+        return []
+    full = photo if photo.scale == 1.0 else load_photo(path, frame=photo.frame)
+    aligned = [_align(full, d.box, embedder) for d in detections]
     chips = np.stack([chip for _, chip in aligned])
     vectors = embedder.embed(chips)
-    faces = [
+    time_ = float(photo.frame) if len(photo.frames) > 1 else None
+    return [
         FaceRecord(box=d.box, score=d.score, detector=detector.name,
-                   landmarks=landmarks.tolist(), sharpness=sharpness(chip),
-                   chip_jpeg=encode_jpeg(chip), model=embedder.model_id, embedding=vector)
+                   landmarks=landmarks, sharpness=sharpness(chip), chip_jpeg=encode_jpeg(chip),
+                   model=embedder.model_id, embedding=vector, time=time_)
         for d, (landmarks, chip), vector in zip(detections, aligned, vectors)
     ]
-    return faces, photo.size
+
+
+def _align(full: Photo, box, embedder) -> tuple[list, np.ndarray]:
+    """Landmarks (full-resolution pixels) and chip of a face; ``full`` may be reduced (scale < 1)."""
+    if full.scale == 1.0:
+        landmarks, chip = align_face(full.pixels, box, embedder.chip_size, embedder.chip_padding)
+        return landmarks.tolist(), chip
+    scaled = tuple(round(v * full.scale) for v in box)
+    landmarks, chip = align_face(full.pixels, scaled, embedder.chip_size, embedder.chip_padding)
+    return (np.asarray(landmarks) / full.scale).tolist(), chip
 
 
 def sharpness(chip: np.ndarray) -> float:

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -99,7 +100,7 @@ def test_similar_ranks_the_query_persons_other_photos_first(store, sample_folder
         assert image.width == 4 * 150  # the query and three matches
 
 
-def test_similar_in_a_gallery_returns_that_identitys_faces_first(tmp_path):
+def test_similar_in_a_gallery_returns_that_identitys_faces_first(tmp_path, monkeypatch):
     """A gallery of links to four photos per identity; the query is a fifth photo."""
     source = dataset("five_celebrity")
     gallery = tmp_path / "gallery"
@@ -107,9 +108,10 @@ def test_similar_in_a_gallery_returns_that_identitys_faces_first(tmp_path):
         (gallery / person.name).mkdir(parents=True)
         for n in range(1, 5):
             (gallery / person.name / f"{n}.jpg").symlink_to(person / f"train_{n}.jpg")
+    monkeypatch.setenv("FACECLUSTER_CACHE", str(tmp_path / "cache"))
     found = cli_json("similar", source / "madonna" / "val_1.jpg", "--gallery", gallery,
                      "--top", 3, "--workers", 1)
-    assert (gallery / ".facecluster" / "gallery.db").is_file()
+    assert Path(found["db"]).is_file() and not (gallery / ".facecluster").exists()  # nothing in the gallery
     assert [m["label"] for m in found["faces"]] == ["madonna"] * 3
     assert found["people"][0]["label"] == "madonna"
     assert found["people"][0]["best_l2"] < found["people"][1]["best_l2"]

@@ -38,16 +38,24 @@ def test_save_and_read_back(tmp_path):
         assert store.counts()["faces"] == 1
 
 
-def test_schema_version_and_migrations(tmp_path, monkeypatch):
+def test_a_version_1_store_is_migrated_with_its_corrections(tmp_path, monkeypatch):
+    """A store written by the first release (schema 1, corrections as a log) opens, upgraded in
+    place: the moves and rejections it logged become the corrections state."""
+    import sqlite3
+
     path = tmp_path / "f.db"
-    Store(path).close()
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_module, "MIGRATIONS", {1: ["ALTER TABLE people ADD COLUMN note TEXT"]})
+    db = sqlite3.connect(path)
+    db.executescript(store_module.SCHEMA + "; INSERT INTO meta VALUES ('schema_version', '1');")
+    db.execute("INSERT INTO corrections (created, action, payload) VALUES (0, 'move', '{\"faces\": [4, 5], \"person\": 2}')")
+    db.execute("INSERT INTO corrections (created, action, payload) VALUES (0, 'reject', '{\"faces\": [5, 9]}')")
+    db.commit()
+    db.close()
     with Store(path) as store:
-        assert store.meta("schema_version") == "2"
-        store.db.execute("UPDATE people SET note='x'")  # the migrated column exists
+        assert store.meta("schema_version") == str(store_module.SCHEMA_VERSION)
+        assert dict(store.db.execute("SELECT face_id, person_id FROM confirmed")) == {4: 2}
+        assert {r[0] for r in store.db.execute("SELECT face_id FROM rejected")} == {5, 9}
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
-    with pytest.raises(RuntimeError, match="newer facecluster"):
+    with pytest.raises(store_module.StoreError, match="newer facecluster"):
         Store(path)
 
 

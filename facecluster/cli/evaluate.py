@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from facecluster.cli.common import WORKERS, emit, output_options, plural, printable
 from facecluster.cluster import ALGORITHMS, DEFAULT_ALGORITHM
 from facecluster.evaluate.benchmark import compare, evaluate_algorithm, subset_scores, sweep
 from facecluster.evaluate.dataset import load_labelled_faces
@@ -23,11 +23,37 @@ SWEEP_RANGES = {"threshold": "0.3:0.8:0.025", "eps": "0.3:0.8:0.025",
 
 
 def parse_values(text: str) -> list[float]:
-    """``"0.3:0.8:0.05"`` (start:stop:step, stop included) or ``"0.4,0.5,0.6"``."""
+    """``"0.3:0.8:0.05"`` (start:stop:step, stop included) or ``"0.4,0.5,0.6"``.
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is neither, or the range is empty.
+    """
     if ":" in text:
         start, stop, step = (float(v) for v in text.split(":"))
+        if step <= 0 or stop < start:
+            raise ValueError(f"{text!r} is not a range start:stop:step with start <= stop and step > 0")
         return [round(v, 6) for v in np.arange(start, stop + step / 2, step)]
     return [float(v) for v in text.split(",")]
+
+
+def _values(ctx, param, text: str | None) -> list[float] | None:
+    try:
+        return None if text is None else parse_values(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give start:stop:step (e.g. 0.3:0.8:0.05) or "
+                                 "values a,b,c") from None
+
+
+def _sizes(ctx, param, text: str | None) -> list[int] | None:
+    try:
+        sizes = None if text is None else [int(v) for v in text.split(",")]
+    except ValueError:
+        sizes = [0]
+    if sizes is not None and min(sizes) < 2:
+        raise click.BadParameter(f"{text!r}: give subset sizes of 2 or more, e.g. 20,50")
+    return sizes
 
 
 @click.command()
@@ -38,16 +64,18 @@ def parse_values(text: str) -> list[float]:
               help="Also score the seed recipes and the k-means oracle.")
 @click.option("--sweep", "parameter", default=None,
               help="Score --algorithm across values of this parameter (e.g. threshold).")
-@click.option("--values", default=None, help="Sweep values: start:stop:step or a,b,c.")
-@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Save the sweep as a PNG.")
-@click.option("--subsets", default=None, help="Also score random subsets of these sizes, e.g. 20,50.")
-@click.option("--boxes", type=click.Path(exists=True, path_type=Path), default=None,
+@click.option("--values", callback=_values, default=None,
+              help="Sweep values: start:stop:step or a,b,c.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the sweep as a PNG.")
+@click.option("--subsets", callback=_sizes, default=None,
+              help="Also score random subsets of these sizes, e.g. 20,50.")
+@click.option("--boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV of labelled boxes: image,identity,xmin,ymin,xmax,ymax.")
-@click.option("--db", type=click.Path(path_type=Path), default=None,
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Store for the embeddings [default: a cache file per dataset].")
-@click.option("--workers", type=int, default=None)
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@WORKERS
+@output_options
 def evaluate(dataset, algorithm, side_by_side, parameter, values, plot, subsets, boxes, db, workers,
              quiet, as_json):
     """Measure how well faces in DATASET (<set>/<identity>/<image>) are grouped."""
@@ -65,27 +93,34 @@ def evaluate(dataset, algorithm, side_by_side, parameter, values, plot, subsets,
     else:
         result["clustering"] = [{"method": algorithm, **evaluate_algorithm(faces.X, faces.labels, algorithm)}]
     if subsets:
-        result["subsets"] = {int(size): subset_scores(faces.X, faces.labels, int(size))
-                             for size in subsets.split(",")}
+        result["subsets"] = {size: subset_scores(faces.X, faces.labels, size) for size in subsets}
     if parameter:
-        grid = parse_values(values or SWEEP_RANGES.get(parameter, "0.3:0.8:0.05"))
-        if parameter in ("k", "min_samples"):
-            grid = [int(v) for v in grid]
-        result["sweep"] = sweep(faces.X, faces.labels, algorithm, parameter, grid)
+        result["sweep"] = _sweep(faces, algorithm, parameter, values)
         if plot:
             plot_sweep(result["sweep"], parameter, algorithm, dataset.name, plot)
     if as_json:
-        click.echo(json.dumps(result, indent=2, default=float))
+        emit(True, quiet, result, "")
     elif not quiet:
         print_result(result, faces)
+
+
+def _sweep(faces, algorithm: str, parameter: str, values: list[float] | None) -> list[dict]:
+    grid = values or parse_values(SWEEP_RANGES.get(parameter, "0.3:0.8:0.05"))
+    if parameter in ("k", "min_samples"):
+        grid = [int(v) for v in grid]
+    try:
+        return sweep(faces.X, faces.labels, algorithm, parameter, grid)
+    except ValueError as exc:  # a value the algorithm rejects (scikit-learn says which)
+        raise click.BadParameter(str(exc).splitlines()[0], param_hint="--values") from None
 
 
 def print_result(result: dict, faces) -> None:
     console = Console(width=None if sys.stdout.isatty() else 150)
     d = result["detection"]
-    console.print(f"[bold]{result['dataset']}[/bold]: {d['photos']} photos, {d['faces_found']} faces "
-                  f"found, {d['scored_faces']} scored ({d['identities']} identities); "
-                  f"{d['photos_without_face']} photos without a face, "
+    console.print(f"[bold]{printable(result['dataset'])}[/bold]: {plural(d['photos'], 'photo')}, "
+                  f"{plural(d['faces_found'], 'face')} found, {d['scored_faces']} scored "
+                  f"({plural(d['identities'], 'identity')}); "
+                  f"{plural(d['photos_without_face'], 'photo')} without a face, "
                   f"{d['photos_with_several_faces']} with several (scored: labelled box, else the "
                   f"largest), {d['unreadable']} unreadable")
     e = result["embedding"]
@@ -104,7 +139,7 @@ def print_result(result: dict, faces) -> None:
                       f"{row['seconds']:.2f}")
     console.print(table)
     for size, scores in result.get("subsets", {}).items():
-        console.print(f"Random subsets of {size} faces (mean BCubed F of 10): "
+        console.print(f"Random subsets of {plural(size, 'face')} (mean BCubed F of 10): "
                       + ", ".join(f"{name} {f:.3f}" for name, f in scores.items()))
     if "sweep" in result:
         parameter = next(iter(result["sweep"][0]))
@@ -136,5 +171,6 @@ def plot_sweep(rows: list[dict], parameter: str, algorithm: str, name: str, path
     left.legend(loc="lower right")
     left.set_title(f"{algorithm} on {name}")
     figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -7,13 +7,14 @@ They are added to the ``facecluster`` group by :func:`register` (called at the e
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
 
+from facecluster.cli.common import (POSITIVE, SEED, WORKERS, embedder_option, emit,
+                                    output_options, plural)
 from facecluster.explore import similar as sim
 from facecluster.scan import ScanOptions
 from facecluster.store import Store
@@ -35,11 +36,9 @@ def query_options(func):
     options = [
         click.option("--detector", type=click.Choice(["hog", "cnn"]), default=None,
                      help="Face detector for the query [default: the store's, else hog]."),
-        click.option("--embedder", default=None,
-                     help="Embedding model [default: the store's, else dlib]."),
-        click.option("--threshold", type=float, default=None,
+        embedder_option(None, "Embedding model [default: the store's, else dlib]."),
+        click.option("--threshold", type=POSITIVE, default=None,
                      help="Same-person L2 threshold [default: calibrated on the store]."),
-        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -123,15 +122,12 @@ def _identity_table(identities: list[dict]) -> list[str]:
     return lines
 
 
-def _echo(as_json: bool, data: dict, lines: list[str]) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else "\n".join(lines))
-
-
 # -- similar ----------------------------------------------------------------------------------
 @click.command()
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Store to search [default: faces.db; with --gallery: GALLERY/.facecluster/gallery.db].")
+              help="Store to search [default: faces.db; with --gallery: a store per gallery "
+                   "in ~/.cache/facecluster/galleries/].")
 @click.option("--gallery", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Search a labelled folder GALLERY/<identity>/<image> instead (scanned and cached).")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
@@ -140,17 +136,18 @@ def _echo(as_json: bool, data: dict, lines: list[str]) -> None:
 @query_options
 @click.option("--montage", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a picture: the query face, then the matches with their distances.")
-@click.option("--workers", type=int, default=None, help="Processes for scanning the gallery.")
-def similar(photo, db, gallery, top, face, largest, detector, embedder, threshold, as_json,
-            montage, workers):
+@WORKERS
+@output_options
+def similar(photo, db, gallery, top, face, largest, detector, embedder, threshold, montage, workers,
+            quiet, as_json):
     """Rank the stored faces (and people) that look most like the face in PHOTO."""
     with friendly_errors():
         if gallery is not None:
             db = db or sim.gallery_db(gallery)
             options = _options(ScanOptions(), detector, embedder)
-            if not as_json:
+            if not (quiet or as_json):
                 click.echo(f"Scanning the gallery {gallery} into {db} ...", err=True)
-            sim.scan_gallery(gallery, db, options, workers, quiet=as_json)
+            sim.scan_gallery(gallery, db, options, workers, quiet=quiet or as_json)
         else:
             db = _existing_store(db or DEFAULT_DB)
             options = _store_options(db, detector, embedder)
@@ -175,7 +172,7 @@ def similar(photo, db, gallery, top, face, largest, detector, embedder, threshol
         lines += [f"Nearest {kind} (best and mean L2 over their faces):", *_identity_table(identities)]
     if montage is not None:
         lines.append(f"Montage: {montage}")
-    _echo(as_json, data, lines)
+    emit(as_json, quiet, data, "\n".join(lines))
 
 
 def _write_montage(db: Path, chosen, matches: list[dict], path: Path) -> None:
@@ -199,7 +196,8 @@ def _write_montage(db: Path, chosen, matches: list[dict], path: Path) -> None:
 @click.option("--copy", "link", flag_value="copy", help="Copy the photos.")
 @click.option("--hardlink", "link", flag_value="hardlink", help="Hard-link the photos.")
 @click.option("--symlink", "link", flag_value="symlink", default=True, help="Symlink the photos (default).")
-def find(photo, db, output, face, largest, detector, embedder, threshold, as_json, link):
+@output_options
+def find(photo, db, output, face, largest, detector, embedder, threshold, link, quiet, as_json):
     """Put every photo of the person in PHOTO into OUTPUT.
 
     The person is the one of the nearest stored face within the same-person threshold.
@@ -223,11 +221,11 @@ def find(photo, db, output, face, largest, detector, embedder, threshold, as_jso
     data = {"query": {"photo": str(photo), "face": _number(faces, chosen), "faces": len(faces)},
             "person": match["label"], "person_id": match["person_id"], "matched_face": match,
             "threshold": asdict(limit), "photos": photos, "added": added, "output": str(output)}
-    _echo(as_json, data, [
+    emit(as_json, quiet, data, "\n".join([
         f"Query {_face_line(photo, faces, chosen)}", _threshold_line(limit),
         f"Matches {match['label']}: face {match['face_id']} at L2 {match['l2']:.3f} "
         f"(cosine {match['cosine']:.3f}) in {match['photo']}",
-        f"{len(photos)} photos of {match['label']}: {added} added to {output}"])
+        f"{plural(len(photos), 'photo')} of {match['label']}: {added} added to {output}"]))
 
 
 def link_photos(photos: list[str], folder: Path, link: str) -> int:
@@ -257,7 +255,9 @@ def link_photos(photos: list[str], folder: Path, link: str) -> int:
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibrate the threshold on this store [default: faces.db when present].")
 @query_options
-def compare(photo_a, photo_b, face_a, face_b, largest, db, detector, embedder, threshold, as_json):
+@output_options
+def compare(photo_a, photo_b, face_a, face_b, largest, db, detector, embedder, threshold, quiet,
+            as_json):
     """Distance between the faces in PHOTO_A and PHOTO_B, and whether they are one person."""
     with friendly_errors():
         db = db if db is not None else (DEFAULT_DB if DEFAULT_DB.is_file() else None)
@@ -273,9 +273,9 @@ def compare(photo_a, photo_b, face_a, face_b, largest, db, detector, embedder, t
             "b": {"photo": str(photo_b), "face": _number(faces_b, b), "faces": len(faces_b)},
             "l2": round(l2, 4), "cosine": round(cosine, 4), "same_person": same,
             "threshold": asdict(limit)}
-    _echo(as_json, data, [f"A {_face_line(photo_a, faces_a, a)}", f"B {_face_line(photo_b, faces_b, b)}",
-                          f"L2 distance {l2:.3f}, cosine distance {cosine:.3f}: {verdict}",
-                          _threshold_line(limit)])
+    emit(as_json, quiet, data, "\n".join([
+        f"A {_face_line(photo_a, faces_a, a)}", f"B {_face_line(photo_b, faces_b, b)}",
+        f"L2 distance {l2:.3f}, cosine distance {cosine:.3f}: {verdict}", _threshold_line(limit)]))
 
 
 def _compare_threshold(db: Path | None, given: float | None, model: str) -> sim.Threshold:
@@ -289,59 +289,57 @@ def _compare_threshold(db: Path | None, given: float | None, model: str) -> sim.
 
 # -- map and graph ----------------------------------------------------------------------------
 @click.command(name="map")
-@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True, help="Store file.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The HTML page to write; a PNG of the same name goes beside it.")
 @click.option("--method", type=click.Choice(["pca", "tsne", "umap"]), default="tsne", show_default=True,
               help="Projection to 2-D (umap needs: pip install umap-learn).")
 @click.option("--limit", type=click.IntRange(min=2), default=20_000, show_default=True,
               help="Map a seeded random sample of this many faces when there are more.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
 @click.option("--thumb", type=click.IntRange(16, 150), default=64, show_default=True,
               help="Thumbnail size in pixels.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 def map_command(db, output, method, limit, seed, thumb, quiet, as_json):
     """A 2-D map of the faces, coloured by person, with face thumbnails (HTML and PNG)."""
     from facecluster.explore.embedding_map import write_map
 
     with friendly_errors():
         summary = write_map(_existing_store(db), output, method, limit, seed, thumb)
-    if quiet and not as_json:
-        return
-    _echo(as_json, summary, [f"{method.upper()} map of {summary['note']}, {summary['people']} people",
-                             f"Page: {summary['html']}", f"Picture: {summary['png']}"])
+    emit(as_json, quiet, summary, "\n".join([
+        f"{method.upper()} map of {summary['note']}, {plural(summary['people'], 'person')}",
+        f"Page: {summary['html']}", f"Picture: {summary['png']}"]))
 
 
 @click.command()
-@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True, help="Store file.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The HTML page to write; PNG and GraphML files of the same name go beside it.")
 @click.option("--people", is_flag=True, help="One node per person instead of per face.")
 @click.option("-k", "--neighbours", "k", type=click.IntRange(min=1), default=5, show_default=True,
               help="Edges only to each face's k nearest neighbours.")
-@click.option("--threshold", type=float, default=None,
+@click.option("--threshold", type=POSITIVE, default=None,
               help="Edges only below this L2 distance [default: calibrated on the store].")
 @click.option("--limit", type=click.IntRange(min=2), default=2000, show_default=True,
               help="Use a seeded random sample of this many faces when there are more.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--thumb", type=click.IntRange(16, 150), default=64, show_default=True)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
+@click.option("--thumb", type=click.IntRange(16, 150), default=64, show_default=True,
+              help="Thumbnail size in pixels.")
+@output_options
 def graph(db, output, people, k, threshold, limit, seed, thumb, quiet, as_json):
     """Faces (or people) as nodes joined by confident matches (HTML, PNG and GraphML)."""
     from facecluster.explore.face_graph import write_graph
 
     with friendly_errors():
         summary = write_graph(_existing_store(db), output, people, k, threshold, limit, seed, thumb)
-    if quiet and not as_json:
-        return
     t = summary["threshold"]
-    what = "people" if people else "faces"
-    _echo(as_json, summary, [
-        f"{summary['nodes']} {what} ({summary['note']}), {summary['edges']} confident edges",
+    emit(as_json, quiet, summary, "\n".join([
+        f"{plural(summary['nodes'], 'person' if people else 'face')} ({summary['note']}), "
+        f"{plural(summary['edges'], 'confident edge')}",
         f"Edges: among each node's {k} nearest, L2 <= {t['value']:.3f} ({t['source']}: {t['note']})",
-        f"Page: {summary['html']}", f"Picture: {summary['png']}", f"GraphML: {summary['graphml']}"])
+        f"Page: {summary['html']}", f"Picture: {summary['png']}", f"GraphML: {summary['graphml']}"]))
 
 
 def register(main: click.Group) -> None:

@@ -1,97 +1,141 @@
-"""``facecluster people / name / merge / move / reject``: look at and correct the people found.
+"""``facecluster people / name / merge / move / split / reject / unreject / undo``.
 
-Corrections apply at once and are logged in the store; every later ``run`` or ``cluster``
-honours them. Re-export (``facecluster export`` or ``run``) to refresh the folders.
+A person is given by the number of its folder (``person_0012`` -> 12, or ``person_0012``) or by
+name. Corrections apply at once and hold after every later ``run``, ``scan`` and ``cluster``;
+re-export (``facecluster export`` or ``run``) to refresh the folders.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from facecluster import corrections
+from facecluster.cli.common import emit, output_options, plural
 from facecluster.store import Store
+from facecluster.store import people as people_api
 
-DB = click.option("--db", type=click.Path(exists=True, path_type=Path), required=True,
+DB = click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
                   help="Store file (OUTPUT/faces.db after a run).")
+FACE_IDS = click.argument("faces", metavar="FACE...", type=click.IntRange(min=1), nargs=-1, required=True)
 
 
-def _apply(action, *args, **kwargs):
+def _correct(db: Path, as_json: bool, quiet: bool, action, *args, message) -> None:
+    """Apply a correction; a refusal becomes a one-line error and changes nothing."""
     try:
-        return action(*args, **kwargs)
-    except ValueError as exc:
+        with Store(db) as store:
+            result = action(store, *args)
+    except people_api.CorrectionError as exc:
         raise click.ClickException(str(exc)) from None
+    text = message(result)
+    emit(as_json, quiet, {"ok": True, "result": result, "message": text}, text)
 
 
 @click.command()
 @DB
-@click.option("--json", "as_json", is_flag=True)
-def people(db, as_json):
-    """List people: id, name, number of faces (largest first)."""
+@output_options
+def people(db, quiet, as_json):
+    """List people: id (the folder's number), faces, name; then unknown and rejected faces."""
     with Store(db) as store:
-        names = store.people()
-        counts: dict = {}
-        for person, _ in store.assignments().values():
-            counts[person] = counts.get(person, 0) + 1
-    rows = [{"id": p, "name": names.get(p), "faces": n}
-            for p, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] or 0)) if p is not None]
-    if as_json:
-        click.echo(json.dumps({"people": rows, "unknown_faces": counts.get(None, 0)}, indent=2))
-        return
-    for number, row in enumerate(rows, start=1):
-        click.echo(f"{row['id']:>6}  person_{number:03d}  {row['faces']:>5} faces  {row['name'] or ''}")
-    click.echo(f"{'':>6}  unknown     {counts.get(None, 0):>5} faces")
+        rows = [{"id": p.id, "folder": p.folder, "name": p.name, "faces": p.faces}
+                for p in people_api.list_people(store)]
+        unknown = len(people_api.person_faces(store, None))
+        rejected = len(people_api.rejected_faces(store))
+    lines = [f"{row['id']:>6}  {row['folder']:<24} {plural(row['faces'], 'face'):>11}  {row['name'] or ''}"
+             for row in rows]
+    lines += [f"{'':>6}  {'unknown':<24} {plural(unknown, 'face'):>11}",
+              f"{'':>6}  {'rejected':<24} {plural(rejected, 'face'):>11}"]
+    emit(as_json, quiet, {"people": rows, "unknown_faces": unknown, "rejected_faces": rejected},
+         "\n".join(lines))
 
 
 @click.command()
-@click.argument("person", type=int)
+@click.argument("person")
 @click.argument("name")
 @DB
-def name(person, name, db):
-    """Name PERSON (an id from `facecluster people`)."""
-    _apply(corrections.name_person, db, person, name)
-    click.echo(f"person {person} is now {name!r}")
+@output_options
+def name(person, name, db, quiet, as_json):
+    """Name PERSON (12, person_0012 or a current name)."""
+    _correct(db, as_json, quiet, people_api.name_person, person, name,
+             message=lambda p: f"person {p} is now {name.strip()!r}")
 
 
 @click.command()
-@click.argument("people_ids", metavar="PERSON PERSON...", type=int, nargs=-1, required=True)
+@click.argument("people_refs", metavar="PERSON PERSON...", nargs=-1, required=True)
 @DB
-def merge(people_ids, db):
-    """Merge people into the first one."""
-    target = _apply(corrections.merge_people, db, list(people_ids))
-    click.echo(f"merged {', '.join(map(str, people_ids[1:]))} into {target}")
+@output_options
+def merge(people_refs, db, quiet, as_json):
+    """Merge people into the first one (it keeps its id and name)."""
+    _correct(db, as_json, quiet, people_api.merge_people, list(people_refs),
+             message=lambda p: f"merged {', '.join(people_refs[1:])} into person {p}")
 
 
 @click.command()
-@click.argument("faces", metavar="FACE...", type=int, nargs=-1, required=True)
+@FACE_IDS
 @click.option("--to", "to_person", default="new", show_default=True,
-              help="Person id to move the faces to, or 'new' to split them off as a new person.")
+              help="Person (id or name) to move the faces to, or 'new' to split them off.")
 @DB
-def move(faces, to_person, db):
-    """Move faces (ids from faces.csv) to another person, or split them off."""
-    target = None if to_person == "new" else _to_int(to_person)
-    person = _apply(corrections.move_faces, db, list(faces), target)
-    click.echo(f"moved {len(faces)} faces to person {person}")
+@output_options
+def move(faces, to_person, db, quiet, as_json):
+    """Move faces (ids from faces.csv or the review page) to a person, or split them off."""
+    target = None if to_person == "new" else to_person
+    _correct(db, as_json, quiet, people_api.move_faces, list(faces), target,
+             message=lambda p: f"moved {plural(len(faces), 'face')} to person {p}")
 
 
 @click.command()
-@click.argument("faces", metavar="FACE...", type=int, nargs=-1, required=True)
+@FACE_IDS
+@click.option("--name", "new_name", default=None, help="Name for the new person.")
 @DB
-def reject(faces, db):
-    """Mark faces as nobody's (not a face, a stranger) for good."""
-    _apply(corrections.reject_faces, db, list(faces))
-    click.echo(f"rejected {len(faces)} faces")
+@output_options
+def split(faces, new_name, db, quiet, as_json):
+    """Split faces off into a new person (they stay apart from the faces they leave)."""
+    _correct(db, as_json, quiet, people_api.move_faces, list(faces), None, new_name,
+             message=lambda p: f"split {plural(len(faces), 'face')} off as person {p}")
 
 
-def _to_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a person id or 'new'", param_hint="--to") from None
+@click.command()
+@FACE_IDS
+@DB
+@output_options
+def reject(faces, db, quiet, as_json):
+    """Mark faces as nobody's (not a face, a stranger) until unrejected."""
+    _correct(db, as_json, quiet, people_api.reject_faces, list(faces),
+             message=lambda _: f"rejected {plural(len(faces), 'face')}")
+
+
+@click.command()
+@FACE_IDS
+@DB
+@output_options
+def unreject(faces, db, quiet, as_json):
+    """Take faces back from the rejected ones (the next clustering places them)."""
+    _correct(db, as_json, quiet, people_api.unreject_faces, list(faces),
+             message=lambda _: f"{plural(len(faces), 'face')} no longer rejected")
+
+
+@click.command()
+@DB
+@output_options
+def undo(db, quiet, as_json):
+    """Undo the latest correction (again to undo the one before)."""
+    _correct(db, as_json, quiet, people_api.undo, message=lambda c: f"undid {_describe(c)}")
+
+
+def _describe(correction: dict) -> str:
+    action = correction["action"]
+    if action == "name":
+        return f"naming person {correction['person']} {correction['name']!r}"
+    if action == "merge":
+        return f"merging {', '.join(map(str, correction['people'][1:]))} into {correction['people'][0]}"
+    if action in ("move", "split", "reject", "unreject"):
+        return f"{action} of {plural(len(correction['faces']), 'face')}"
+    return action.replace("-", " ")
+
+
+COMMANDS = [people, name, merge, move, split, reject, unreject, undo]
 
 
 def register(main: click.Group) -> None:
-    for command in (people, name, merge, move, reject):
+    for command in COMMANDS:
         main.add_command(command)

@@ -1,4 +1,8 @@
-"""``facecluster run / scan / cluster / export / sample``: the pipeline commands."""
+"""``facecluster run / scan / cluster / export / sample``: the pipeline commands.
+
+A folder with no photos (nor videos, for ``run``) stops with "no photos found in FOLDER" and
+exit code 1, before a store or an output folder is created.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,40 @@ from pathlib import Path
 import click
 
 from facecluster import api
-from facecluster.cli.common import (_cluster_params, _cluster_text, _emit, _options, _scan_text,
-                                    _source, _video_options, cluster_options, scan_options,
-                                    video_options)
+from facecluster.cli.common import (_cluster_params, _cluster_text, _options, _require_media,
+                                    _scan_text, _source, _video_options, cluster_options, emit,
+                                    output_options, plural, scan_options, video_options)
+
+DB_HELP = "Store file."
+
+
+def link_options(func):
+    """--symlink (default) / --hardlink / --copy: how photos appear in person folders."""
+    func = click.option("--symlink", "link", flag_value="symlink", default=True,
+                        help="Symlink photos into person folders (default).")(func)
+    func = click.option("--hardlink", "link", flag_value="hardlink",
+                        help="Hard-link photos into person folders.")(func)
+    return click.option("--copy", "link", flag_value="copy", help="Copy photos into person folders.")(func)
+
+
+def existing_db(func):
+    """--db of a store that must already exist."""
+    return click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        default=Path(api.DEFAULT_DB_NAME), show_default=True, help=DB_HELP)(func)
+
 
 @click.command()
 @click.argument("photos", metavar="SOURCE", required=False)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the people folders, report and (by default) the store.")
-@click.option("--db", type=click.Path(path_type=Path), default=None,
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Store file [default: OUTPUT/faces.db].")
 @click.option("--sample", is_flag=True, help="Use the built-in sample photos (fetched from PyPI).")
-@click.option("--copy", "link", flag_value="copy", help="Copy photos into person folders.")
-@click.option("--hardlink", "link", flag_value="hardlink", help="Hard-link photos into person folders.")
-@click.option("--symlink", "link", flag_value="symlink", default=True,
-              help="Symlink photos into person folders (default).")
+@link_options
 @scan_options
 @cluster_options
 @video_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@output_options
 def run(photos, output, db, sample, link, detector, megapixels, min_face, embedder, jitter, workers,
         algorithm, threshold, eps, min_samples, linkage, seed, fps, duration, annotate, with_clothing,
         time_weight, min_people, max_people, quiet, as_json):
@@ -38,75 +56,78 @@ def run(photos, output, db, sample, link, detector, megapixels, min_face, embedd
     """
     photos = _source(photos)
     video = _video_options(fps, duration, annotate, with_clothing, time_weight, min_people, max_people)
+    params = _cluster_params(algorithm, threshold, eps, min_samples, linkage, seed)
     if sample:
-        from facecluster.sample import sample_photos
-
-        photos = sample_photos()
+        photos = _sample_photos()
         if not quiet and not as_json:
             click.echo(f"Using the sample photos in {photos}", err=True)
     if photos is None:
         raise click.UsageError("give a PHOTOS folder (or --sample)")
-    params = _cluster_params(algorithm, threshold, eps, min_samples, linkage, seed)
+    _require_media(photos, exclude=[output], videos=True)
     scanned, clustered, out = api.run(
         photos, output, db=db, options=_options(detector, megapixels, min_face, embedder, jitter),
         algorithm=algorithm, cluster_params=params, link=link or "symlink", workers=workers,
         quiet=quiet or as_json, video=video)
-    _emit(as_json, quiet, {"scan": asdict(scanned), "cluster": asdict(clustered), "output": str(out)},
-          _scan_text(scanned) + "\n" + _cluster_text(clustered) + f"\nReport: {out / 'index.html'}")
+    emit(as_json, quiet, {"scan": asdict(scanned), "cluster": asdict(clustered), "output": str(out)},
+         _scan_text(scanned) + "\n" + _cluster_text(clustered) + f"\nReport: {out / 'index.html'}")
 
 
 @click.command()
 @click.argument("photos", type=click.Path(exists=True, path_type=Path))
-@click.option("--db", type=click.Path(path_type=Path), default=Path(api.DEFAULT_DB_NAME),
-              show_default=True, help="Store file.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(api.DEFAULT_DB_NAME), show_default=True, help=DB_HELP)
 @scan_options
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 def scan(photos, db, detector, megapixels, min_face, embedder, jitter, workers, quiet, as_json):
     """Find and embed the faces in PHOTOS (a folder or a file) into the store."""
+    _require_media(photos, exclude=[])
     report = api.scan(photos, db, _options(detector, megapixels, min_face, embedder, jitter),
                       workers=workers, quiet=quiet or as_json)
-    _emit(as_json, quiet, asdict(report), _scan_text(report))
+    emit(as_json, quiet, asdict(report), _scan_text(report))
 
 
 @click.command()
-@click.option("--db", type=click.Path(exists=True, path_type=Path), default=Path(api.DEFAULT_DB_NAME),
-              show_default=True)
+@existing_db
 @cluster_options
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 def cluster(db, algorithm, threshold, eps, min_samples, linkage, seed, quiet, as_json):
     """Group the stored faces by person."""
     params = _cluster_params(algorithm, threshold, eps, min_samples, linkage, seed)
     report = api.cluster(db, algorithm, **params)
-    _emit(as_json, quiet, asdict(report), _cluster_text(report))
+    emit(as_json, quiet, asdict(report), _cluster_text(report))
 
 
 @click.command()
-@click.option("--db", type=click.Path(exists=True, path_type=Path), default=Path(api.DEFAULT_DB_NAME),
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
-@click.option("--copy", "link", flag_value="copy")
-@click.option("--hardlink", "link", flag_value="hardlink")
-@click.option("--symlink", "link", flag_value="symlink", default=True)
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
+@existing_db
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the people folders and the report.")
+@link_options
+@output_options
 def export(db, output, link, quiet, as_json):
     """Write one folder per person, people.json, faces.csv and index.html."""
     from facecluster.export import export as export_people
 
     summary = export_people(db, output, link=link or "symlink", quiet=quiet or as_json)
-    _emit(as_json, quiet, summary, f"{len(summary['people'])} people exported to {output}\n"
-          f"Report: {Path(output) / 'index.html'}")
+    emit(as_json, quiet, summary, f"{plural(len(summary['people']), 'person')} exported to {output}\n"
+         f"Report: {Path(output) / 'index.html'}")
 
 
 @click.command()
-@click.argument("folder", type=click.Path(path_type=Path), required=False)
-def sample(folder):
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), required=False)
+@output_options
+def sample(folder, quiet, as_json):
     """Download the sample photos (face_recognition 1.3.0's test images) and print where."""
+    found = _sample_photos(folder)
+    emit(as_json, quiet, {"folder": str(found)}, str(found))
+
+
+def _sample_photos(folder: Path | None = None) -> Path:
     from facecluster.sample import sample_photos
 
-    click.echo(sample_photos(folder))
+    try:
+        return sample_photos(folder)
+    except RuntimeError as exc:  # no network, or PyPI refused: one sentence says which
+        raise click.ClickException(str(exc)) from None
 
 
 COMMANDS = [run, scan, cluster, export, sample]

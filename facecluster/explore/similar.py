@@ -33,7 +33,6 @@ PUBLISHED_THRESHOLDS = {
 FALLBACK_THRESHOLD = 0.6
 MIN_PAIRS = 30  # fewer within- or between-person pairs than this: the calibration is noise
 CALIBRATION_FACES = 3000  # larger stores are subsampled (seeded) before the O(n^2) pairs
-GALLERY_CACHE = ".facecluster"
 
 
 class QueryError(ValueError):
@@ -372,20 +371,18 @@ def _area(box) -> int:
 
 
 def gallery_db(gallery: str | os.PathLike) -> Path:
-    """Where a gallery's store is cached: ``<gallery>/.facecluster/gallery.db``, or under
-    the user cache when the gallery folder is read-only.
+    """Where a gallery's store is cached: one file per gallery folder in the user cache
+    (``$FACECLUSTER_CACHE`` or ``~/.cache/facecluster``), never inside the user's photos.
 
     Examples
     --------
     >>> gallery_db("celebrities")  # doctest: +SKIP
-    PosixPath('celebrities/.facecluster/gallery.db')
+    PosixPath('/home/me/.cache/facecluster/galleries/celebrities-5d41402abc4b.db')
     """
-    gallery = Path(gallery).resolve()
-    if os.access(gallery, os.W_OK):
-        return gallery / GALLERY_CACHE / "gallery.db"
     from facecluster.embed.dlib_resnet import cache_dir
 
-    tag = hashlib.sha1(str(gallery).encode()).hexdigest()[:12]
+    gallery = Path(gallery).resolve()
+    tag = hashlib.sha1(os.fsencode(gallery)).hexdigest()[:12]  # fsencode: any file name
     return cache_dir() / "galleries" / f"{gallery.name}-{tag}.db"
 
 

@@ -7,7 +7,9 @@ version number; :data:`MIGRATIONS` upgrades older files in place.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ CREATE TABLE tracks (                        -- a face followed through video fr
 CREATE TABLE faces (
     id INTEGER PRIMARY KEY,
     media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
-    time REAL,                               -- seconds into a video; NULL for photos
+    time REAL,                               -- seconds into a video, frame of a multi-frame photo; else NULL
     track_id INTEGER REFERENCES tracks(id) ON DELETE SET NULL,
     left INTEGER, top INTEGER, right INTEGER, bottom INTEGER,
     score REAL,                              -- detector confidence
@@ -85,10 +87,33 @@ CREATE TABLE corrections (                   -- every user correction, in order,
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
-SCHEMA_VERSION = 1
+# Version 2: the user's corrections as state (confirmed, rejected, not_person, merged_into)
+# that every clustering honours, with an undo record per correction (facecluster.store.people).
+PEOPLE_SCHEMA = [
+    "ALTER TABLE people ADD COLUMN merged_into INTEGER",
+    "ALTER TABLE corrections ADD COLUMN undo TEXT",
+    "ALTER TABLE corrections ADD COLUMN undone INTEGER NOT NULL DEFAULT 0",
+    # No foreign keys to faces: a face re-detected by a rescan keeps its id and its corrections.
+    # explicit: the user put this face in this person; 0: confirmed with its settled person.
+    "CREATE TABLE confirmed (face_id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL,"
+    " explicit INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE rejected (face_id INTEGER PRIMARY KEY)",
+    "CREATE TABLE not_person (face_id INTEGER, person_id INTEGER, PRIMARY KEY (face_id, person_id))",
+    "CREATE TABLE skipped (question TEXT PRIMARY KEY, created REAL)",
+    "CREATE INDEX assignments_person ON assignments(person_id)",
+    "CREATE INDEX confirmed_person ON confirmed(person_id)",
+    # Version 1 logged moves and rejections only as a log: keep what they said.
+    "INSERT OR REPLACE INTO confirmed SELECT j.value, json_extract(c.payload, '$.person'), 1"
+    " FROM corrections c, json_each(c.payload, '$.faces') j WHERE c.action='move' ORDER BY c.id",
+    "INSERT OR IGNORE INTO rejected SELECT j.value FROM corrections c, json_each(c.payload, '$.faces') j"
+    " WHERE c.action='reject'",
+    "DELETE FROM confirmed WHERE face_id IN (SELECT face_id FROM rejected)",
+]
+
+SCHEMA_VERSION = 2
 
 # MIGRATIONS[v] upgrades a store at version v to v + 1 (a list of SQL statements).
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {1: PEOPLE_SCHEMA}
 
 
 @dataclass
@@ -104,6 +129,70 @@ class FaceRecord:
     model: str
     embedding: np.ndarray
     time: float | None = None
+    id: int | None = None  # set by Store.save_media
+
+
+def _same_face(face: FaceRecord, old: dict) -> int | None:
+    """The id of the stored face that ``face`` is (same time, IoU >= 0.5), if any."""
+    best, best_iou = None, 0.5
+    for face_id, (time_, box) in old.items():
+        if time_ == face.time and (iou := _iou(face.box, box)) >= best_iou:
+            best, best_iou = face_id, iou
+    return best
+
+
+def _iou(a, b) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used: damaged, not a facecluster store, newer, or its disk is full.
+
+    The message is one sentence naming the file and saying what to do.
+    """
+
+
+def _store_error(path: Path, exc: BaseException) -> StoreError | None:
+    """The :class:`StoreError` that explains ``exc``, or None for an error that is not about
+    the file or its disk."""
+    text = str(exc)
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "disk is full" in text:
+        return StoreError(f"disk full while using {path}: free some space and run again; "
+                          "everything saved so far is kept")
+    if "file is not a database" in text:
+        return StoreError(f"{path} is not a facecluster store, or is damaged ({text}); "
+                          "move it away and run again to start a new one")
+    if "malformed" in text or "corrupt" in text:
+        return StoreError(f"{path} is damaged ({text}); move it away and run again to rebuild it")
+    if "disk I/O error" in text:
+        return StoreError(f"cannot write {path} (disk I/O error): check that its disk works and has "
+                          "space, then run again; everything saved so far is kept")
+    return None
+
+
+def stored_path(path: str | os.PathLike) -> str | bytes:
+    """How a file name is stored in ``media.path``: as text, or, when the name is not valid
+    UTF-8 (Python holds it with surrogate escapes), as its raw bytes, so nothing is lost.
+    Bind this, not the name itself, in a query on ``media.path``."""
+    path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def _row(cursor: sqlite3.Cursor, values: tuple) -> sqlite3.Row:
+    """A :class:`sqlite3.Row` in which a ``path`` stored as bytes is the original str again."""
+    if bytes in map(type, values):
+        values = tuple(os.fsdecode(v) if type(v) is bytes and column[0] == "path" else v
+                       for column, v in zip(cursor.description, values))
+    return sqlite3.Row(cursor, values)
 
 
 class Store:
@@ -116,14 +205,31 @@ class Store:
     """
 
     def __init__(self, path: str | Path):
+        """Open (or create) the store at ``path``.
+
+        Raises
+        ------
+        StoreError
+            When the file is damaged, not a facecluster store, written by a newer version,
+            or cannot be opened; the message says what to do.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self.db = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db.row_factory = _row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except Exception as exc:
+            if self.db is not None:
+                self.db.close()
+            if not isinstance(exc, (sqlite3.Error, OSError)):
+                raise
+            raise _store_error(self.path, exc) or StoreError(
+                f"{self.path} cannot be opened as a facecluster store ({exc})") from exc
 
     def close(self) -> None:
         self.db.close()
@@ -131,19 +237,28 @@ class Store:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
+        """Close; a damaged file or a full disk met inside ``with`` becomes a StoreError."""
         self.close()
+        if isinstance(exc, (sqlite3.DatabaseError, OSError)):
+            error = _store_error(self.path, exc)
+            if error:
+                raise error from exc
 
     def _migrate(self) -> None:
         has_meta = self.db.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
         if not has_meta:
-            self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA}; INSERT INTO meta VALUES "
-                                  f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+            if self._foreign():
+                raise StoreError(f"{self.path} is a database of another program, not a facecluster "
+                                 "store; choose another file name")
+            self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA}; {'; '.join(PEOPLE_SCHEMA[:-3])};"
+                                  f" INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+                                  " COMMIT;")
             return
         version = int(self.meta("schema_version"))
         if version > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path} was written by a newer facecluster "
+            raise StoreError(f"{self.path} was written by a newer facecluster "
                                f"(schema {version} > {SCHEMA_VERSION}); please upgrade")
         while version < SCHEMA_VERSION:
             with self.transaction():
@@ -151,6 +266,13 @@ class Store:
                     self.db.execute(statement)
                 version += 1
                 self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+
+    def _foreign(self) -> bool:
+        """Tables but no meta table, seen in one snapshot (a store being created elsewhere
+        at this moment is not foreign): some other program's SQLite file."""
+        return bool(self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite%')"
+            " AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta')").fetchone()[0])
 
     def transaction(self):
         return _Transaction(self.db)
@@ -171,13 +293,14 @@ class Store:
 
     # -- media --------------------------------------------------------------------------
     def media_by_path(self, path: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM media WHERE path=?", (path,)).fetchone()
+        return self.db.execute("SELECT * FROM media WHERE path=?", (stored_path(path),)).fetchone()
 
     def media_by_hash(self, digest: str) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM media WHERE hash=? AND status!='error'", (digest,)).fetchall()
 
     def relocate_media(self, media_id: int, path: str, size: int, mtime: float) -> None:
         """A known file was moved or renamed: keep its faces and everything attached to them."""
+        path = stored_path(path)
         with self.transaction():
             self.db.execute("DELETE FROM media WHERE path=? AND id!=?", (path, media_id))
             self.db.execute("UPDATE media SET path=?, size=?, mtime=?, status='ok' WHERE id=?",
@@ -190,32 +313,68 @@ class Store:
                    run_id: int | None, faces: list[FaceRecord], kind: str = "photo",
                    width: int | None = None, height: int | None = None,
                    error: str | None = None, duration: float | None = None) -> int:
-        """Replace everything known about ``path`` with this scan's result, atomically."""
+        """Replace everything known about ``path`` with this scan's result, atomically.
+
+        A face found again (same frame time, boxes overlapping by IoU >= 0.5) keeps its id, so
+        the user's corrections and the people it is in stay attached to it. Each record's ``id``
+        is set to its face id.
+        """
         status = "error" if error else "ok"
+        path = stored_path(path)
         with self.transaction():
-            self.db.execute("DELETE FROM media WHERE path=?", (path,))
-            media_id = self.db.execute(
-                "INSERT INTO media (path, kind, size, mtime, hash, width, height, duration, status,"
-                " error, run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (path, kind, size, mtime, digest, width, height, duration, status, error, run_id),
-            ).lastrowid
-            self.db.executemany(
-                "INSERT INTO faces (media_id, time, left, top, right, bottom, score, detector,"
-                " landmarks, sharpness, chip, model, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(media_id, f.time, *map(int, f.box), f.score, f.detector, json.dumps(f.landmarks),
-                  f.sharpness, f.chip_jpeg, f.model, np.asarray(f.embedding, np.float32).tobytes())
-                 for f in faces],
-            )
+            known = self.db.execute("SELECT id FROM media WHERE path=?", (path,)).fetchone()
+            values = (kind, size, mtime, digest, width, height, duration, status, error, run_id)
+            if known:
+                media_id = known[0]
+                self.db.execute("UPDATE media SET kind=?, size=?, mtime=?, hash=?, width=?, height=?,"
+                                " duration=?, status=?, error=?, run_id=? WHERE id=?", (*values, media_id))
+            else:
+                media_id = self.db.execute(
+                    "INSERT INTO media (kind, size, mtime, hash, width, height, duration, status, error,"
+                    " run_id, path) VALUES (?,?,?,?,?,?,?,?,?,?,?)", (*values, path)).lastrowid
+            self._replace_faces(media_id, faces)
         return media_id
 
+    def _replace_faces(self, media_id: int, faces: list[FaceRecord]) -> None:
+        old = {r[0]: (r[1], (r[2], r[3], r[4], r[5])) for r in self.db.execute(
+            "SELECT id, time, left, top, right, bottom FROM faces WHERE media_id=?", (media_id,))}
+        self.db.execute("DELETE FROM appearance WHERE face_id IN (SELECT id FROM faces WHERE media_id=?)",
+                        (media_id,))
+        self.db.execute("DELETE FROM tracks WHERE media_id=?", (media_id,))
+        for face in faces:
+            face.id = _same_face(face, old)
+            if face.id is not None:
+                del old[face.id]
+            columns = (face.time, *map(int, face.box), face.score, face.detector, json.dumps(face.landmarks),
+                       face.sharpness, face.chip_jpeg, face.model,
+                       np.asarray(face.embedding, np.float32).tobytes(), media_id)
+            if face.id is None:
+                face.id = self.db.execute(
+                    "INSERT INTO faces (time, left, top, right, bottom, score, detector, landmarks,"
+                    " sharpness, chip, model, embedding, media_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    columns).lastrowid
+            else:
+                self.db.execute("UPDATE faces SET time=?, left=?, top=?, right=?, bottom=?, score=?,"
+                                " detector=?, landmarks=?, sharpness=?, chip=?, model=?, embedding=?,"
+                                " media_id=? WHERE id=?", (*columns, face.id))
+        gone = [(i,) for i in old]
+        self.db.executemany("DELETE FROM faces WHERE id=?", gone)
+        for table in ("confirmed", "rejected", "not_person"):  # a later face may reuse the id
+            self.db.executemany(f"DELETE FROM {table} WHERE face_id=?", gone)
+
     def mark_missing(self, present: set[str], under: str) -> int:
-        """Media below folder ``under`` that are no longer on disk become 'missing'."""
-        rows = self.db.execute("SELECT id, path FROM media WHERE status='ok' AND path LIKE ?",
-                               (under.rstrip("/") + "/%",)).fetchall()
-        gone = [(r["id"],) for r in rows if r["path"] not in present]
+        """Media below folder ``under`` that are no longer on disk become 'missing' (their faces
+        wait for the file to come back); unreadable photos that are gone are forgotten.
+        Returns the number of media marked missing."""
+        prefix = under.rstrip(os.sep) + os.sep  # compared in Python: LIKE would read _ and % as wildcards
+        rows = self.db.execute("SELECT id, path, status, kind FROM media WHERE status IN ('ok', 'error')")
+        gone = [r for r in rows if r["path"].startswith(prefix) and r["path"] not in present]
+        missing = [(r["id"],) for r in gone if r["status"] == "ok"]
         with self.transaction():
-            self.db.executemany("UPDATE media SET status='missing' WHERE id=?", gone)
-        return len(gone)
+            self.db.executemany("UPDATE media SET status='missing' WHERE id=?", missing)
+            self.db.executemany("DELETE FROM media WHERE id=?",
+                                [(r["id"],) for r in gone if r["status"] == "error" and r["kind"] == "photo"])
+        return len(missing)
 
     def errors(self) -> list[tuple[str, str]]:
         return [(r["path"], r["error"]) for r in
@@ -229,10 +388,9 @@ class Store:
         rows = self.db.execute(query, (model,) if model else ()).fetchall()
         if not rows:
             return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 128), np.float32)
-        ids = np.array([r[0] for r in rows])
-        media = np.array([r[1] for r in rows])
-        X = np.stack([np.frombuffer(r[2], np.float32) for r in rows])
-        return ids, media, X
+        ids, media, blobs = zip(*rows)
+        X = np.frombuffer(bytearray(b"".join(blobs)), np.float32).reshape(len(rows), -1)
+        return np.array(ids), np.array(media), X
 
     def faces(self, ids=None) -> list[sqlite3.Row]:
         """Face rows joined with their media path (without chip and embedding blobs)."""
@@ -262,15 +420,6 @@ class Store:
         }
 
     # -- people and assignments -----------------------------------------------------------
-    def save_assignments(self, face_ids, person_ids, confidence, run_id: int | None) -> None:
-        """Store a clustering: ``person_ids`` are stable people ids, or None for unknown."""
-        with self.transaction():
-            self.db.execute("DELETE FROM assignments")
-            self.db.executemany(
-                "INSERT INTO assignments VALUES (?,?,?,?)",
-                [(int(f), None if p is None else int(p), float(c), run_id)
-                 for f, p, c in zip(face_ids, person_ids, confidence)])
-
     def assignments(self) -> dict[int, tuple[int | None, float]]:
         return {r[0]: (r[1], r[2]) for r in
                 self.db.execute("SELECT a.face_id, a.person_id, a.confidence FROM assignments a"
@@ -283,15 +432,6 @@ class Store:
 
     def people(self) -> dict[int, str | None]:
         return {r[0]: r[1] for r in self.db.execute("SELECT id, name FROM people")}
-
-    # -- corrections ----------------------------------------------------------------------
-    def add_correction(self, action: str, **payload) -> int:
-        return self.db.execute("INSERT INTO corrections (created, action, payload) VALUES (?,?,?)",
-                               (time.time(), action, json.dumps(payload))).lastrowid
-
-    def corrections(self) -> list[tuple[str, dict]]:
-        return [(r[0], json.loads(r[1])) for r in
-                self.db.execute("SELECT action, payload FROM corrections ORDER BY id")]
 
 
 class _Transaction:
@@ -308,5 +448,11 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type, *exc):
-        if self.outer:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not self.outer:
+            return
+        try:
+            if not exc_type:
+                self.db.execute("COMMIT")
+        finally:  # after an error, or a COMMIT that failed (disk full); SQLite may have rolled back
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from facecluster.progress import progress_bar
-from facecluster.store import Store
+from facecluster.store import Store, stored_path
 
 COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40)]
@@ -80,7 +80,7 @@ def load_tracks(db, video: str, labels: dict[int, str]) -> list[AnnotatedTrack]:
         rows = store.db.execute(
             "SELECT f.id, f.time, f.track_id, f.left, f.top, f.right, f.bottom, t.start, t.end"
             " FROM faces f JOIN media m ON m.id=f.media_id JOIN tracks t ON t.id=f.track_id"
-            " WHERE m.path=? AND m.status='ok' ORDER BY f.track_id, f.time", (video,)).fetchall()
+            " WHERE m.path=? AND m.status='ok' ORDER BY f.track_id, f.time", (stored_path(video),)).fetchall()
     tracks: dict[int, AnnotatedTrack] = {}
     people = sorted({p for p, _ in assigned.values() if p is not None})
     for row in rows:

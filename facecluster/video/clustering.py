@@ -6,7 +6,7 @@ weights, so squared distances blend linearly::
     d^2 = (1 - wc - wt) * d_face^2 + wc * d_clothing^2 + wt * d_time^2
 
 ``d_time`` is the difference in time in units of the video's length. Tracks (must-link) and
-frames (cannot-link) constrain every algorithm as in :func:`facecluster.api.cluster`.
+frames (cannot-link) constrain every algorithm as in :mod:`facecluster.cluster.collection`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import os
 
 import numpy as np
 
-from facecluster import api
 from facecluster.cluster import DEFAULT_ALGORITHM
+from facecluster.cluster.collection import ClusterReport, cluster_collection
 from facecluster.store import Store
 from facecluster.video.options import VideoOptions
 
 def cluster_media(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM,
-                  params: dict | None = None, video: VideoOptions | None = None) -> api.ClusterReport:
+                  params: dict | None = None, video: VideoOptions | None = None) -> ClusterReport:
     """Cluster the faces of ``db``; with clothing or time weights, on the fused features.
 
     Examples
@@ -31,11 +31,11 @@ def cluster_media(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM,
     """
     video = video or VideoOptions()
     if not (video.with_clothing or video.time_weight):
-        return api.cluster(db, algorithm, **(params or {}))
+        return cluster_collection(db, algorithm, **(params or {}))
     weights = {"clothing_weight": video.clothing_weight if video.with_clothing else 0.0,
                "time_weight": video.time_weight}
-    return api.cluster(db, algorithm, features=lambda store, ids, X: fused_features(store, ids, X, video),
-                       feature_params=weights, **(params or {}))
+    return cluster_collection(db, algorithm, features=lambda store, ids, X: fused_features(store, ids, X, video),
+                              feature_params=weights, **(params or {}))
 
 
 def fused_features(store: Store, face_ids: np.ndarray, X: np.ndarray, video: VideoOptions) -> np.ndarray:
@@ -63,7 +63,8 @@ def clothing_descriptors(store: Store, face_ids: np.ndarray) -> np.ndarray:
     for i, face in enumerate(face_ids):
         if int(face) in stored:
             D[i] = stored[int(face)]
-    tracks = api._tracks(store, face_ids)
+    track_of = dict(store.db.execute("SELECT id, track_id FROM faces"))
+    tracks = np.array([-1 if track_of.get(int(f)) is None else track_of[int(f)] for f in face_ids])
     for track in np.unique(tracks[tracks >= 0]):
         members = tracks == track
         missing = members & np.isnan(D).any(axis=1)

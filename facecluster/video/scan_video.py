@@ -99,7 +99,8 @@ def _scan_photos(root: Path, db, options, workers, exclude, quiet, report: Video
     if not find_photos(root, exclude):
         return
     photos = scan(root, db, options, workers=workers, exclude=exclude, quiet=quiet)
-    for name in ("photos", "scanned", "unchanged", "moved", "missing", "faces"):
+    for name in ("photos", "scanned", "unchanged", "moved", "missing", "faces", "downscaled",
+                 "smallest_face", "largest_size", "detect_megapixels"):
         setattr(report, name, getattr(photos, name))
     report.errors += photos.errors
 
@@ -144,14 +145,16 @@ def scan_source(store: Store, source: Source, options: ScanOptions, video: Video
     frames = sample_frames(frames_with_retries(source, on_open=lambda c: capture_info.setdefault("c", c),
                                                log=log), video.fps, video.duration)
     workers = workers or _default_workers(source, video)
-    with _Pipeline(options, workers, source.live) as pipeline, \
-            progress_bar(f"Video {_short(source.spec)}", _length(source, video), quiet) as advance:
+    with _Pipeline(options, workers, source.live) as pipeline:
         try:
-            for frame in frames:
-                advance(max(0.0, frame.time - last_time))
-                last_time = frame.time
-                for result in pipeline.submit(frame.time, frame.rgb()):
-                    keep(result)
+            # The bar counts seconds up to each sample; the last sample comes before the end,
+            # so the bar is completed when the frames run out (and left as it is when stopped).
+            with progress_bar(f"Video {_short(source.spec)}", _length(source, video), quiet) as advance:
+                for frame in frames:
+                    advance(max(0.0, frame.time - last_time))
+                    last_time = frame.time
+                    for result in pipeline.submit(frame.time, frame.rgb()):
+                        keep(result)
         except KeyboardInterrupt:
             report.stopped = "interrupted"
         except SourceError as exc:
@@ -205,8 +208,7 @@ def _save(store: Store, source: Source, capture, faces, looks, tracker: Tracker,
         media_id = store.save_media(path, size=size, mtime=mtime, digest=None, run_id=run_id,
                                     faces=faces, kind="video" if source.kind == "video" else "stream",
                                     width=width, height=height, error=error, duration=length)
-        ids = [r[0] for r in store.db.execute("SELECT id FROM faces WHERE media_id=? ORDER BY id",
-                                              (media_id,))]
+        ids = [face.id for face in faces]
         for track in tracker.tracks:
             start, end = max(0.0, track.start - period / 2), min(length, track.end + period / 2)
             track_id = store.db.execute("INSERT INTO tracks (media_id, start, end) VALUES (?,?,?)",
@@ -326,15 +328,3 @@ class _Pipeline:
     def drain(self):
         while self.pending:
             yield self.pending.popleft().get()
-
-
-def video_text(report: VideoScanReport) -> str:
-    """The summary line of a scan that read videos or streams."""
-    text = (f"{report.videos} videos/streams ({report.video_seconds:.1f} s analysed, {report.tracks} tracks)"
-            f" and {report.photos} photos: {report.faces} new faces, {report.unchanged} unchanged,"
-            f" in {report.seconds:.1f} s")
-    if report.stopped == "interrupted":
-        text += "\nCapture stopped by Ctrl-C; the faces seen so far were clustered."
-    if report.dropped_samples:
-        text += f"\n{report.dropped_samples} samples skipped: analysis could not keep up with the stream."
-    return text
