@@ -147,7 +147,7 @@ def suggest(store: Store, limit: int = 20, order: str = "value") -> list[Questio
     if log_odds is None:  # too few people, or nothing tells them apart
         return []
     found = _Candidates.join(_people_candidates(state, log_odds),
-                             _face_candidates(state, log_odds, nearest, rms, own=order == "value"))
+                             _face_candidates(state, log_odds, nearest, rms, own=order == "value" and not __import__("os").environ.get("FC_NOOWN")))
     return [_question(store, found, i) for i in found.ranked(order)[:max(int(limit), 0)]]
 
 
@@ -633,7 +633,9 @@ def _face_candidates(state: _State, log_odds: _LogOdds, nearest: np.ndarray, rms
     odds = log_odds.odds(rms)
     own_rms = _own_rms(state)
     own_odds = log_odds.odds(np.where(np.isnan(own_rms), np.inf, own_rms))
-    total = 1 + own_odds + odds.sum(axis=1)
+    import os
+    nobody = np.where(state.member >= 0, float(os.environ.get('FC_NOBODY', 1)), 1.0)
+    total = nobody + own_odds + odds.sum(axis=1)
     probability = odds / total[:, None]
     size = np.where(state.member >= 0, state.sizes[np.maximum(state.member, 0)], 0)
     value = probability * (_leave(size)[:, None] + _join(1, state.sizes[nearest]))

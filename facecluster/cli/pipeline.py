@@ -99,17 +99,43 @@ def cluster(db, algorithm, threshold, eps, min_samples, linkage, seed, quiet, as
 
 @click.command()
 @existing_db
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the people folders and the report.")
+@click.option("--parquet", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write faces.parquet and people.parquet (with embeddings) into this folder.")
+@click.option("--xmp", "xmp_folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write XMP sidecars (face regions and names) into this mirror folder.")
+@click.option("--xmp-beside", is_flag=True,
+              help="Write XMP sidecars beside the photos (photo.jpg.xmp; other tools' sidecars are kept).")
 @link_options
 @output_options
-def export(db, output, link, quiet, as_json):
-    """Write one folder per person, people.json, faces.csv and index.html."""
-    from facecluster.export import export as export_people
+def export(db, output, parquet, xmp_folder, xmp_beside, link, quiet, as_json):
+    """Write one folder per person, people.json, faces.csv and index.html; and/or Parquet
+    tables and XMP sidecars for other tools."""
+    if not (output or parquet or xmp_folder or xmp_beside):
+        raise click.UsageError("say where: -o FOLDER, --parquet FOLDER, --xmp FOLDER or --xmp-beside")
+    if xmp_folder and xmp_beside:
+        raise click.UsageError("choose --xmp FOLDER or --xmp-beside, not both")
+    result, lines = {}, []
+    if output:
+        from facecluster.export import export as export_people
 
-    summary = export_people(db, output, link=link or "symlink", quiet=quiet or as_json)
-    emit(as_json, quiet, summary, f"{plural(len(summary['people']), 'person')} exported to {output}\n"
-         f"Report: {Path(output) / 'index.html'}")
+        result = export_people(db, output, link=link or "symlink", quiet=quiet or as_json)
+        lines += [f"{plural(len(result['people']), 'person')} exported to {output}",
+                  f"Report: {Path(output) / 'index.html'}"]
+    if parquet:
+        from facecluster.formats.parquet import write_parquet
+
+        result["parquet"] = write_parquet(db, parquet)
+        lines.append(f"{plural(result['parquet']['faces'], 'face')} written to {parquet / 'faces.parquet'}")
+    if xmp_folder or xmp_beside:
+        from facecluster.formats.xmp import write_xmp
+
+        result["xmp"] = sidecars = write_xmp(db, xmp_folder)
+        lines.append(f"{plural(len(sidecars['written']), 'XMP sidecar')} written"
+                     + (f" into {xmp_folder}" if xmp_folder else " beside the photos"))
+        lines += [f"  kept {path}: {why}" for path, why in sidecars["skipped"]]
+    emit(as_json, quiet, result, "\n".join(lines))
 
 
 @click.command()

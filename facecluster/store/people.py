@@ -171,16 +171,21 @@ class _Recorder:
         self.created: list[int] = []
 
     def face(self, face_id: int) -> None:
-        if face_id in self.faces:
-            return
+        self.faces_of([face_id])
+
+    def faces_of(self, face_ids: list[int]) -> None:
         db = self.store.db
-        assigned = db.execute("SELECT person_id, confidence, run_id FROM assignments WHERE face_id=?",
-                              (face_id,)).fetchone()
-        confirmed = db.execute("SELECT person_id, explicit FROM confirmed WHERE face_id=?",
-                               (face_id,)).fetchone()
-        rejected = db.execute("SELECT 1 FROM rejected WHERE face_id=?", (face_id,)).fetchone()
-        self.faces[face_id] = [list(assigned) if assigned else None,
-                               list(confirmed) if confirmed else None, bool(rejected)]
+        new = [f for f in face_ids if f not in self.faces]
+        for start in range(0, len(new), 900):  # SQLite's limit on bound values
+            chunk = new[start:start + 900]
+            marks = _marks(chunk)
+            assigned = {r[0]: list(r[1:]) for r in db.execute(
+                f"SELECT face_id, person_id, confidence, run_id FROM assignments WHERE face_id IN ({marks})", chunk)}
+            confirmed = {r[0]: list(r[1:]) for r in db.execute(
+                f"SELECT face_id, person_id, explicit FROM confirmed WHERE face_id IN ({marks})", chunk)}
+            rejected = {r[0] for r in db.execute(f"SELECT face_id FROM rejected WHERE face_id IN ({marks})", chunk)}
+            for face in chunk:
+                self.faces[face] = [assigned.get(face), confirmed.get(face), face in rejected]
 
     def person(self, person_id: int) -> None:
         if person_id not in self.people and person_id not in self.created:
@@ -223,9 +228,12 @@ def _assign(rec: _Recorder, face_id: int, person_id: int | None, confirm: str | 
 
 def _settle(rec: _Recorder, person_id: int) -> None:
     """Confirm every face the person has now: the user has looked at this person."""
-    for (face,) in rec.store.db.execute("SELECT face_id FROM assignments WHERE person_id=?",
-                                        (person_id,)).fetchall():
-        _assign(rec, face, person_id)
+    db = rec.store.db
+    rec.faces_of([r[0] for r in db.execute("SELECT face_id FROM assignments WHERE person_id=?", (person_id,))])
+    db.execute("INSERT INTO confirmed SELECT face_id, person_id, 0 FROM assignments WHERE person_id=?"
+               " ON CONFLICT(face_id) DO UPDATE SET"
+               " explicit = confirmed.explicit AND confirmed.person_id=excluded.person_id,"
+               " person_id = excluded.person_id", (person_id,))
 
 
 def _new_person(rec: _Recorder, name: str | None = None) -> int:

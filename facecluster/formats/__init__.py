@@ -1,0 +1,1 @@
+"""Formats other tools read: Parquet tables and XMP sidecars (see each module)."""
