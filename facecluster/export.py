@@ -2,7 +2,7 @@
 
 Layout of the output folder::
 
-    person_001/            (or the person's name once they have one)
+    person_0001/            (or the person's name once they have one)
         photos/            links to (or copies of) every photo the person is in
         faces/             aligned 150 px chips, best first: 0001_face123.jpg
         montage.jpg        up to 5 x 5 of the best faces
@@ -43,7 +43,6 @@ import fcntl
 import io
 import json
 import os
-import re
 import shutil
 import stat
 import sys
@@ -55,6 +54,7 @@ from pathlib import Path
 from facecluster.media import montage
 from facecluster.progress import printable, progress_bar
 from facecluster.store import Store
+from facecluster.store.people import folder_name
 
 MANIFEST = ".facecluster-export.json"
 MANIFEST_VERSION = 2
@@ -114,7 +114,7 @@ def _write_export(store: Store, out: OutputFolder, stage: Path, link: str, grid:
     with progress_bar("Exporting", sum(len(f) for f in groups.values()), quiet) as advance:
         for person_id, faces in groups.items():
             _write_person(store, stage / folders[person_id], faces, link, grid, advance, out.warnings)
-            rows += [_csv_row(face, folders[person_id]) for face in faces]
+            rows += [_csv_row(face, person_id, folders[person_id]) for face in faces]
             if person_id is not None:
                 people.append({"id": person_id, "name": names.get(person_id),
                                "folder": folders[person_id], "faces": len(faces),
@@ -147,12 +147,14 @@ def _snapshot(store: Store):
 
 
 def _groups(store: Store) -> dict:
-    """Person id (None: unknown) -> faces, people ordered by number of faces, faces best first."""
+    """Person id (None: unknown) -> faces of the last clustering, people ordered by number of
+    faces, faces best first. Rejected faces and faces scanned since the clustering are left out."""
     assigned = store.assignments()
     groups = defaultdict(list)
     for row in store.faces():
-        person, confidence = assigned.get(row["id"], (None, 0.0))
-        groups[person].append({**dict(row), "confidence": confidence or 0.0})
+        if row["id"] in assigned:
+            person, confidence = assigned[row["id"]]
+            groups[person].append({**dict(row), "confidence": confidence or 0.0})
     for faces in groups.values():
         faces.sort(key=lambda f: (-f["confidence"], -(f["sharpness"] or 0), f["id"]))
     order = sorted((p for p in groups if p is not None), key=lambda p: (-len(groups[p]), p))
@@ -160,20 +162,16 @@ def _groups(store: Store) -> dict:
 
 
 def _folder_names(groups: dict, names: dict) -> dict:
-    folders, used = {}, {UNKNOWN}
-    for number, person_id in enumerate((p for p in groups if p is not None), start=1):
-        name = _slug(names.get(person_id) or "") or f"person_{number:03d}"
-        candidate, suffix = name, 2
-        while candidate in used:
-            candidate, suffix = f"{name}_{suffix}", suffix + 1
-        folders[person_id] = candidate
-        used.add(candidate)
-    folders[None] = UNKNOWN
+    """Person id -> folder: the person's name, else person_0012 (the id `facecluster people`
+    and the review page show); a name two people share as a file name gets the id appended."""
+    folders, used = {None: UNKNOWN}, {UNKNOWN}
+    for person_id in (p for p in groups if p is not None):
+        folder = folder_name(person_id, names.get(person_id))
+        if folder in used:
+            folder = f"{folder}_{person_id}"
+        folders[person_id] = folder
+        used.add(folder)
     return folders
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^\w\- ]+", "", name).strip().replace(" ", "_")[:80]
 
 
 def _write_person(store: Store, folder: Path, faces: list, link: str, grid: int, advance,
@@ -251,10 +249,10 @@ def _printable(value):
     return value
 
 
-def _csv_row(face: dict, folder: str) -> dict:
+def _csv_row(face: dict, person_id: int | None, folder: str) -> dict:
     return {"face_id": face["id"], "photo": face["path"], "time": face["time"],
             "left": face["left"], "top": face["top"], "right": face["right"],
-            "bottom": face["bottom"], "person": folder,
+            "bottom": face["bottom"], "person_id": person_id, "person": folder,
             "confidence": round(float(face["confidence"]), 4)}
 
 
@@ -262,7 +260,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     # surrogateescape writes a name that is not UTF-8 back as its original bytes
     with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.DictWriter(f, fieldnames=["face_id", "photo", "time", "left", "top", "right",
-                                               "bottom", "person", "confidence"])
+                                               "bottom", "person_id", "person", "confidence"])
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: r["face_id"]))
 
@@ -376,6 +374,7 @@ class OutputFolder:
         handle, temporary = tempfile.mkstemp(prefix=MANIFEST + ".", dir=self.path)
         try:
             with open(handle, "w", encoding="ascii") as f:
+                os.fchmod(f.fileno(), 0o644)  # not mkstemp's 0600: a file like the others
                 f.write(body)
                 f.flush()
                 os.fsync(f.fileno())

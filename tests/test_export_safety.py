@@ -452,7 +452,7 @@ def test_export_killed_midway_is_cleaned_up_by_the_next_one(tmp_path, db, moment
     assert_manifest_covers(out)
 
 
-def test_a_second_export_into_the_same_folder_waits_its_turn(tmp_path, db):
+def test_a_second_export_into_the_same_folder_at_once_is_refused(tmp_path, db):
     out = tmp_path / "people"
     export(db, out, quiet=True)
     previous = exported(out)
@@ -468,20 +468,21 @@ def test_a_second_export_into_the_same_folder_waits_its_turn(tmp_path, db):
 
 # -- a rescan running meanwhile ------------------------------------------------------------------
 RESCAN = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
-db.execute("PRAGMA foreign_keys=ON")
-columns = ", ".join(r[1] for r in db.execute("PRAGMA table_info(faces)") if r[1] != "id")
+import json, sys, time
+import numpy as np
+from facecluster.store import FaceRecord, Store
+store = Store(sys.argv[1])
 print("started", flush=True)
 end = time.time() + float(sys.argv[2])
-while time.time() < end:  # what a rescan does: each photo's faces replaced in one transaction
-    for (media,) in db.execute("SELECT id FROM media WHERE status='ok'").fetchall():
-        db.execute("BEGIN IMMEDIATE")
-        old = [r[0] for r in db.execute("SELECT id FROM faces WHERE media_id=?", (media,))]
-        db.execute(f"INSERT INTO faces ({columns}) SELECT {columns} FROM faces WHERE media_id=?",
-                   (media,))
-        db.executemany("DELETE FROM faces WHERE id=?", [(i,) for i in old])
-        db.execute("COMMIT")
+while time.time() < end:  # what a rescan does: each photo saved again, one transaction each
+    for media in store.db.execute("SELECT * FROM media WHERE status='ok'").fetchall():
+        faces = [FaceRecord(box=(f["left"], f["top"], f["right"], f["bottom"]), score=f["score"],
+                            detector=f["detector"], landmarks=json.loads(f["landmarks"]),
+                            sharpness=f["sharpness"], chip_jpeg=f["chip"], model=f["model"],
+                            embedding=np.frombuffer(f["embedding"], np.float32), time=f["time"])
+                 for f in store.db.execute("SELECT * FROM faces WHERE media_id=?", (media["id"],))]
+        store.save_media(media["path"], size=media["size"], mtime=media["mtime"], digest=media["hash"],
+                         run_id=None, faces=faces, width=media["width"], height=media["height"])
 """
 
 

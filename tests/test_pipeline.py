@@ -32,10 +32,10 @@ def test_sample_photos_become_one_person_and_an_unknown(tmp_path, sample_folder)
     rows = read_faces(out)
     person = {Path(r["photo"]).name: r["person"] for r in rows}
     obama = {name for name in person if name != "biden.jpg"}
-    assert {person[name] for name in obama} == {"person_001"}
+    assert {person[name] for name in obama} == {"person_0001"}
     assert person["biden.jpg"] == "unknown"  # one photo of him: nobody to group him with
 
-    folder = out / "person_001"
+    folder = out / "person_0001"
     assert len(list((folder / "faces").glob("*.jpg"))) == 6
     photos = sorted((folder / "photos").iterdir())
     assert len(photos) == 6 and all(p.is_symlink() and p.resolve().exists() for p in photos)
@@ -43,7 +43,7 @@ def test_sample_photos_become_one_person_and_an_unknown(tmp_path, sample_folder)
     people = json.loads((out / "people.json").read_text())
     assert people["people"][0]["faces"] == 6 and people["unknown_faces"] == 1
     page = (out / "index.html").read_text()
-    assert "person_001/montage.jpg" in page and "1 people" in page
+    assert "person_0001/montage.jpg" in page and "1 person" in page
 
     again = json.loads(run_cli("run", sample_folder, "-o", out, "--json"))
     assert again["scan"]["scanned"] == 0 and again["scan"]["unchanged"] == 7
@@ -53,10 +53,10 @@ def test_reexport_leaves_no_stale_folders_and_copies_on_request(tmp_path, sample
     out = tmp_path / "people"
     run_cli("run", sample_folder, "-o", out, "--quiet")
     (out / "my_notes.txt").write_text("mine")
-    # a threshold nobody passes: everyone becomes unknown, and person_001 must go
+    # a threshold nobody passes: everyone becomes unknown, and person_0001 must go
     run_cli("cluster", "--db", out / "faces.db", "--algorithm", "chinese-whispers", "--threshold", "0.01")
     run_cli("export", "--db", out / "faces.db", "-o", out, "--copy", "--quiet")
-    assert not (out / "person_001").exists()
+    assert not (out / "person_0001").exists()
     assert (out / "my_notes.txt").read_text() == "mine"  # never touch what the user put there
     unknown_photos = list((out / "unknown" / "photos").iterdir())
     assert len(unknown_photos) == 7 and not any(p.is_symlink() for p in unknown_photos)

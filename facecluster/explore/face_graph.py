@@ -58,7 +58,7 @@ def face_graph(collection: Collection, chosen: np.ndarray, threshold: float, k: 
     --------
     >>> graph = face_graph(collection, np.arange(6), 0.55)  # doctest: +SKIP
     >>> graph.number_of_nodes(), graph.nodes[0]["label"]  # doctest: +SKIP
-    (6, 'person_001')
+    (6, 'person_0001')
     """
     graph = nx.Graph()
     for n, i in enumerate(chosen):

@@ -296,7 +296,7 @@ def given_threshold(value: float) -> Threshold:
 def load_store(db: str | os.PathLike, model_id: str) -> Collection:
     """The store's faces of embedder ``model_id``, labelled by their latest clustering.
 
-    Labels are the folder names ``facecluster export`` writes (``person_001`` or the name).
+    Labels are the folder names ``facecluster export`` writes (``person_0001`` or the name).
 
     Raises
     ------
@@ -404,7 +404,7 @@ def rank_faces(query: np.ndarray, collection: Collection, threshold: float, top:
     Examples
     --------
     >>> rank_faces(face.embedding, collection, 0.55, top=1)  # doctest: +SKIP
-    [{'rank': 1, 'face_id': 3, 'photo': '.../obama2.jpg', 'label': 'person_001',
+    [{'rank': 1, 'face_id': 3, 'photo': '.../obama2.jpg', 'label': 'person_0001',
       'l2': 0.31, 'cosine': 0.05, 'same_person': True, ...}]
     """
     l2, cosine = distances(query, collection.X)

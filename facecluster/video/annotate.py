@@ -47,7 +47,7 @@ def annotate_video(db: str | os.PathLike, video: str | os.PathLike, output: str 
 
     Examples
     --------
-    >>> annotate_video("cast/faces.db", "movie.mp4", "cast/annotated.mp4", {1: "person_001"})  # doctest: +SKIP
+    >>> annotate_video("cast/faces.db", "movie.mp4", "cast/annotated.mp4", {1: "person_0001"})  # doctest: +SKIP
     """
     import av
 
