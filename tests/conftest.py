@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,16 @@ def dataset(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"development set {name} not available at {path}")
     return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs; skips where mounting is not allowed (the RLIMIT_FSIZE test covers that)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
+            check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)

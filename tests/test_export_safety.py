@@ -307,17 +307,6 @@ def test_symlinks_in_the_output_folder_are_never_followed(tmp_path, db):
 
 
 # -- failures midway -----------------------------------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MB tmpfs; skips where mounting is not allowed (the RLIMIT_FSIZE test covers that)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if shutil.which("mount") is None or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
-            check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path, leave: int) -> Path:

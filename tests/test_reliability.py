@@ -426,17 +426,6 @@ def test_other_programs_database_is_not_written_into(tmp_path):
         assert [r[0] for r in connection.execute("SELECT name FROM sqlite_master")] == ["media"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MB tmpfs; skips where mounting is not allowed (the RLIMIT_FSIZE test covers that)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if shutil.which("mount") is None or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
-            check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def many_photos(tmp_path, sample_folder, copies=3) -> Path:

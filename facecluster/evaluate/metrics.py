@@ -25,6 +25,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from facecluster.boxes import iou, iou_matrix  # noqa: F401 (iou: part of this module's API)
+
 NOISE = -1
 DEFAULT_MAX_PAIRS = 5_000_000
 
@@ -499,45 +501,6 @@ def verification_report(
 # ---------------------------------------------------------------------------
 
 
-def _as_boxes(boxes) -> np.ndarray:
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-
-
-def _box_area(boxes) -> np.ndarray:
-    width = np.clip(boxes[..., 2] - boxes[..., 0], 0, None)
-    return width * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
-
-
-def _iou_matrix(a, b) -> np.ndarray:
-    a, b = _as_boxes(a)[:, None, :], _as_boxes(b)[None, :, :]
-    lo = np.maximum(a[..., :2], b[..., :2])
-    hi = np.minimum(a[..., 2:], b[..., 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    union = _box_area(a) + _box_area(b) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two boxes ``(left, top, right, bottom)``.
-
-    Parameters
-    ----------
-    a, b : sequence of 4 floats
-        Boxes with right >= left and bottom >= top.
-
-    Returns
-    -------
-    float
-        In [0, 1]; 0.0 when the union has zero area.
-
-    Examples
-    --------
-    >>> round(iou((0, 0, 2, 2), (1, 1, 3, 3)), 4)  # 1 / (4 + 4 - 1)
-    0.1429
-    """
-    return float(_iou_matrix(a, b)[0, 0])
-
-
 def match_boxes(labelled, detected, min_iou: float = 0.5) -> list[tuple[int, int]]:
     """One-to-one matching of labelled boxes to detected boxes.
 
@@ -562,7 +525,7 @@ def match_boxes(labelled, detected, min_iou: float = 0.5) -> list[tuple[int, int
     >>> match_boxes([(0, 0, 10, 10)], [(5, 0, 15, 10), (0, 0, 10, 11)])
     [(0, 1)]
     """
-    overlap = _iou_matrix(labelled, detected)
+    overlap = iou_matrix(labelled, detected)
     if overlap.size == 0:
         return []
     valid = (overlap >= min_iou) & (overlap > 0)

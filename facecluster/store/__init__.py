@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facecluster.boxes import iou
+
 SCHEMA = """
 CREATE TABLE media (
     id INTEGER PRIMARY KEY,
@@ -136,18 +138,9 @@ def _same_face(face: FaceRecord, old: dict) -> int | None:
     """The id of the stored face that ``face`` is (same time, IoU >= 0.5), if any."""
     best, best_iou = None, 0.5
     for face_id, (time_, box) in old.items():
-        if time_ == face.time and (iou := _iou(face.box, box)) >= best_iou:
-            best, best_iou = face_id, iou
+        if time_ == face.time and (overlap := iou(face.box, box)) >= best_iou:
+            best, best_iou = face_id, overlap
     return best
-
-
-def _iou(a, b) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 class StoreError(RuntimeError):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from facecluster.boxes import iou_matrix
+
 RECENT = 5  # a track's appearance is the mean of its last few embeddings
 FORBIDDEN = 1e6
 
@@ -90,18 +92,7 @@ class Tracker:
         track_vectors = np.stack([t.embedding() for t in tracks])
         face_vectors = np.stack([np.asarray(e, np.float64) for e in embeddings])
         distance = np.linalg.norm(track_vectors[:, None] - face_vectors[None], axis=2)
-        overlap = np.array([[iou(t.box, b) for b in boxes] for t in tracks])
+        overlap = iou_matrix([t.box for t in tracks], boxes)
         allowed = distance <= np.where(overlap > 0, self.overlap_distance, self.jump_distance)
         cost = distance + self.box_weight * (1 - overlap)
         return np.where(allowed, cost, FORBIDDEN)  # linear_sum_assignment needs finite costs
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two (left, top, right, bottom) boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
