@@ -219,12 +219,105 @@ def test_out_of_date_questions_are_refused(tmp_path):
     faces, _ = split_store(db)
     first = questions(db)[0]
     reply(db, first.id, "yes")
+    placed, said_no = faces[1][0], faces[2][0]
+    with Store(db) as store:
+        P.confirm_faces(store, [placed])
+        P.not_this_person(store, said_no, first.person)
+    home = person_of(db)[placed]
     before = dump(db)
     for stale, message in [(first.id, f"merged into person {first.person}"),
-                           (f"face:{faces[0][0]}:{first.person}", f"is in person {first.person}")]:
+                           (f"face:{placed}:{first.person}", f"you put face {placed} in person {home} yourself"),
+                           (f"face:{placed}:{home}", f"you put face {placed} in person {home} yourself"),
+                           (f"face:{said_no}:{first.person}", f"you said face {said_no} is not person")]:
         with pytest.raises(P.CorrectionError, match=message):
             reply(db, stale, "yes")
         assert dump(db) == before
+
+
+def test_a_face_that_fits_its_person_badly_is_asked_whether_it_is_that_person(tmp_path):
+    """Face F of an identity nobody else has is clustered into person A: "is F really A?"."""
+    db = tmp_path / "f.db"
+    faces = make_store(db)
+    stray = faces[3][0]
+    people = assign(db, [faces[0] + [stray], faces[1], faces[2]])  # identity 3's other faces: unknown
+    with Store(db) as store:
+        store.db.executemany("UPDATE assignments SET person_id=NULL WHERE face_id=?", [(f,) for f in faces[3][1:]])
+    first = next(q for q in questions(db) if q.other == stray)
+    assert first.id == f"face:{stray}:{people[0]}" and first.kind == "face" and first.person == people[0]
+    assert first.probability < 0.5 and stray not in first.faces and first.other_faces == [stray]
+    before = person_of(db)
+    assert reply(db, first.id, "no") == (f"took face {stray} out of person {people[0]};"
+                                         f" it will not join person {people[0]} again")
+    assert person_of(db)[stray] is None
+    assert not any(q.id == first.id for q in questions(db, limit=100))
+    with Store(db) as store:
+        P.undo(store)
+    assert person_of(db) == before and questions(db)[0].id == first.id
+    reply(db, first.id, "no")
+    for name, params in ALGORITHMS:
+        api.cluster(db, name, **params)
+        assert person_of(db)[stray] != people[0]
+
+
+def test_cli_says_where_the_face_is(tmp_path):
+    db = tmp_path / "f.db"
+    faces = make_store(db)
+    stray = faces[3][0]
+    people = assign(db, [faces[0] + [stray], faces[1], faces[2]])
+    with Store(db) as store:
+        store.db.executemany("UPDATE assignments SET person_id=NULL WHERE face_id=?", [(f,) for f in faces[3][1:]])
+    listed = CliRunner().invoke(main, ["suggest", "--db", str(db), "--limit", "50"])
+    assert listed.exit_code == 0, listed.output
+    line = next(x for x in listed.output.splitlines() if x.startswith(f"face:{stray}:"))
+    assert f"is face {stray} really person {people[0]}" in line and "(it is in it now)" in line
+    unknown = next(x for x in listed.output.splitlines() if x.startswith(f"face:{faces[3][1]}:"))
+    assert f"is face {faces[3][1]} (unknown now) person " in unknown
+
+
+def test_yes_about_a_face_s_own_person_confirms_it_there(tmp_path):
+    db = tmp_path / "f.db"
+    faces = make_store(db)
+    face_id = faces[0][0]
+    people = assign(db, [faces[0], faces[1], faces[2], faces[3]])
+    assert reply(db, f"face:{face_id}:{people[0]}", "yes") == f"confirmed face {face_id} in person {people[0]}"
+    with Store(db) as store:
+        assert store.db.execute("SELECT person_id, explicit FROM confirmed WHERE face_id=?",
+                                (face_id,)).fetchone()[:] == (people[0], 1)
+    assert not any(q.kind == "face" and q.other == face_id for q in questions(db, limit=100))
+    with pytest.raises(P.CorrectionError, match="yourself"):
+        reply(db, f"face:{face_id}:{people[1]}", "yes")
+    with Store(db) as store:
+        P.undo(store)
+        assert store.db.execute("SELECT 1 FROM confirmed WHERE face_id=?", (face_id,)).fetchone() is None
+
+
+def test_after_no_a_face_is_asked_about_people_beyond_the_nearest(tmp_path):
+    """Every "no" rules a person out; the next question names the next likeliest person, so
+    a face is asked about every person it may be, not only its nearest few."""
+    db = tmp_path / "f.db"
+    faces = make_store(db, identities=4)
+    lost = faces[3][0]
+    assign(db, [faces[0], faces[1], faces[2], faces[3][1:]])
+    with Store(db) as store:
+        store.db.execute("UPDATE assignments SET person_id=NULL WHERE face_id=?", (lost,))
+    asked = []
+    while True:
+        found = [q for q in questions(db, limit=1000) if q.other == lost]
+        if not found:
+            break
+        asked.append(found[0].person)
+        reply(db, found[0].id, "no")
+    assert len(asked) == len(set(asked)) == 4  # all four people, nearest (its own identity) first
+    assert asked[0] == person_of(db)[faces[3][1]]
+
+
+def test_the_value_is_the_expected_bcubed_gain(tmp_path):
+    """A person split in halves of 4 and 4: a yes joins each face with 4 more (recall 1/2 -> 1),
+    BCubed precision plus recall summed over faces gains 8 * 1/2 = 2 * 4 * 4 / (4 + 4)."""
+    db = tmp_path / "f.db"
+    split_store(db)
+    first = questions(db)[0]
+    assert first.value == pytest.approx(first.probability * 4)
 
 
 def test_cli_suggest_and_answer_round_trip(tmp_path):
@@ -291,7 +384,8 @@ def test_nothing_answered_or_settled_is_asked(template, tmp_path_factory, answer
         with Store(db) as store:
             settled = {r[0] for r in store.db.execute("SELECT person_id FROM confirmed")}
             merged = {r[0] for r in store.db.execute("SELECT id FROM people WHERE merged_into IS NOT NULL")}
-            assigned = {f: p for f, (p, _) in store.assignments().items()}
+            placed = {r[0] for r in store.db.execute("SELECT face_id FROM confirmed WHERE explicit=1")}
+            said_no = set(store.db.execute("SELECT face_id, person_id FROM not_person").fetchall())
         assert len({q.id for q in found}) == len(found)
         for question in found:
             assert key(question) not in asked, question.id
@@ -299,7 +393,8 @@ def test_nothing_answered_or_settled_is_asked(template, tmp_path_factory, answer
                 assert not {question.person, question.other} <= settled
                 assert not {question.person, question.other} & merged
             else:
-                assert assigned.get(question.other) != question.person
+                assert question.other not in placed
+                assert (question.other, question.person) not in said_no
         if not found:
             break
         chosen = found[pick % len(found)]

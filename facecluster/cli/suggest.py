@@ -31,7 +31,8 @@ def suggest(db, limit, quiet, as_json):
     with Store(db) as store:
         questions = next_questions(store, limit=limit)
         names = store.people()
-    lines = [_describe(q, names) for q in questions]
+        now_in = {q.other: _person_of(store, q.other) for q in questions if q.kind == "face"}
+    lines = [_describe(q, names, now_in.get(q.other)) for q in questions]
     if questions:
         lines.append(f"answer with: facecluster answer QUESTION yes|no|skip --db {db}")
     else:
@@ -57,7 +58,14 @@ def answer(question, reply, db, quiet, as_json):
                           "message": message}, message)
 
 
-def _describe(question, names: dict) -> str:
+def _person_of(store: Store, face: int) -> int | None:
+    row = store.db.execute("SELECT person_id FROM assignments WHERE face_id=?", (face,)).fetchone()
+    return row[0] if row else None
+
+
+def _describe(question, names: dict, now_in: int | None = None) -> str:
+    """One line; a face question says where the face is now, since it may ask about the face's
+    own person ("is face 804 really person 12?": yes confirms it there, no takes it out)."""
     def person(person_id: int, faces: list[int]) -> str:
         name = names.get(person_id)
         label = f"person {person_id}" + (f" ({name})" if name else "")
@@ -66,8 +74,11 @@ def _describe(question, names: dict) -> str:
     if question.kind == "people":
         text = (f"is {person(question.other, question.other_faces)} the same as "
                 f"{person(question.person, question.faces)}?")
+    elif now_in == question.person:
+        text = f"is face {question.other} really {person(question.person, question.faces)} (it is in it now)?"
     else:
-        text = f"is face {question.other} {person(question.person, question.faces)}?"
+        where = "unknown" if now_in is None else f"in person {now_in}"
+        text = f"is face {question.other} ({where} now) {person(question.person, question.faces)}?"
     return f"{question.id:<18} {question.probability:>4.0%}  {text}"
 
 

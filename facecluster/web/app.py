@@ -389,7 +389,7 @@ class Review:
             return self.render(request, "queue.html", question=None, waiting=0, unavailable=True)
         questions = self.queue.get(self.store, self.key())
         question = questions[0] if questions else None
-        names, where = {}, None
+        names, where, own = {}, None, False
         if question is not None:
             people = [question.person] + ([question.other] if question.kind == "people" else [])
             names = {p: _label_of(self.store, p) for p in people}
@@ -398,7 +398,8 @@ class Review:
                 now = next((f for f in info["faces"] if f["id"] == question.other), None)
                 where = ("now in " + label(now["person"], now["name"]) if now and now["person"]
                          else "now unknown")
-        return self.render(request, "queue.html", question=question, names=names, where=where,
+                own = bool(now) and now["person"] == question.person
+        return self.render(request, "queue.html", question=question, names=names, where=where, own=own,
                            waiting=len(questions), limit=QUEUE_LIMIT, unavailable=False)
 
     # -- images

@@ -126,5 +126,8 @@ def _still_open(store: Store, question) -> bool:
                                 (question.person, question.other)).fetchall()
         return len(rows) == 2 and all(r[0] is None for r in rows)
     person = store.db.execute("SELECT merged_into FROM people WHERE id=?", (question.person,)).fetchone()
-    face = store.db.execute("SELECT person_id FROM assignments WHERE face_id=?", (question.other,)).fetchone()
-    return person is not None and person[0] is None and face is not None and face[0] != question.person
+    placed = store.db.execute("SELECT 1 FROM confirmed WHERE face_id=? AND explicit=1", (question.other,)).fetchone()
+    refused = store.db.execute("SELECT 1 FROM not_person WHERE face_id=? AND person_id=?",
+                               (question.other, question.person)).fetchone()
+    rejected = store.db.execute("SELECT 1 FROM rejected WHERE face_id=?", (question.other,)).fetchone()
+    return person is not None and person[0] is None and not (placed or refused or rejected)
