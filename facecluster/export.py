@@ -54,7 +54,7 @@ from pathlib import Path
 from facecluster.media import montage
 from facecluster.progress import printable, progress_bar
 from facecluster.store import Store
-from facecluster.store.people import folder_name
+from facecluster.store.people import folder_name, rejected_faces
 
 MANIFEST = ".facecluster-export.json"
 MANIFEST_VERSION = 2
@@ -119,7 +119,11 @@ def _write_export(store: Store, out: OutputFolder, stage: Path, link: str, grid:
                 people.append({"id": person_id, "name": names.get(person_id),
                                "folder": folders[person_id], "faces": len(faces),
                                "photos": len({f["path"] for f in faces})})
+    rejected = store.faces(rejected_faces(store))
+    rows += [_csv_row({**dict(face), "path": _text(face["path"]), "confidence": 0.0}, None, "rejected")
+             for face in rejected]  # listed, in no folder
     summary = {"people": people, "unknown_faces": len(groups.get(None, [])),
+               "rejected_faces": len(rejected),
                "unknown_folder": folders.get(None), "counts": store.counts(),
                "unreadable": [(_text(p), why) for p, why in store.errors()],
                "runs": _latest_runs(store), "warnings": out.warnings}
@@ -518,14 +522,19 @@ def _claimable_parts(claim, protected: set[str]) -> list[str] | None:
 def _same(claim: dict, info: os.stat_result, parent: int, name: str) -> bool:
     """Is the entry ``info`` exactly what ``claim`` says we wrote?"""
     kind, mode, same_inode = claim.get("kind"), info.st_mode, info.st_ino == claim.get("ino")
+    # Files and folders are recognised without their inode, so that an export folder copied
+    # with its times (cp -a, rsync -a, a restored backup) is still ours; a folder is only ever
+    # removed when empty, so this can never cost a user's file.
     if kind == "file":
-        return (stat.S_ISREG(mode) and same_inode and info.st_size == claim.get("size")
+        return (stat.S_ISREG(mode) and info.st_size == claim.get("size")
                 and info.st_mtime_ns == claim.get("mtime_ns"))
     if kind == "hardlink":  # never the last name of a photo
         return stat.S_ISREG(mode) and same_inode and info.st_nlink > 1
     if kind == "link":
         return stat.S_ISLNK(mode) and os.readlink(name, dir_fd=parent) == claim.get("target")
-    if kind in ("dir", "staging"):
+    if kind == "dir":
+        return stat.S_ISDIR(mode)
+    if kind == "staging":  # emptied whole: only the very folder we made
         return stat.S_ISDIR(mode) and same_inode
     return False
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -358,3 +359,20 @@ def test_corrections_hold_end_to_end_on_real_faces(sample_folder, tmp_path):
     assert (out / "Barack" / "montage.jpg").exists() and (out / "Joe").is_dir()
     listing = cli("people", "--json")
     assert '"rejected_faces": 1' in listing
+    with open(out / "faces.csv") as f:
+        rows = {int(r["face_id"]): r for r in csv.DictReader(f)}
+    assert rows[obama_faces[0]]["person"] == "rejected" and rows[obama_faces[0]]["person_id"] == ""
+    assert json.loads((out / "people.json").read_text())["rejected_faces"] == 1
+
+
+def test_people_keep_their_ids_after_a_clustering_that_lost_them(tmp_path):
+    """Trying another algorithm that leaves everyone unknown, then going back, brings every
+    person back under the id (and folder) the user knew."""
+    db = make_store(tmp_path / "f.db")
+    api.cluster(db)
+    before = person_of(db)
+    api.cluster(db, "dbscan", eps=0.01, min_samples=5)
+    assert not any(person_of(db).values())
+    api.cluster(db, "hac", threshold=0.3)
+    api.cluster(db)
+    assert person_of(db) == before

@@ -520,3 +520,16 @@ def test_names_that_are_not_utf8_are_exported_losslessly(tmp_path, db, template,
     assert (out / "index.html").exists()
     export(db, out, link=link, quiet=True)  # the manifest holds the name too: re-export is clean
     assert os.listdir(os.fsencode(out / summary["unknown_folder"] / "photos")) == [name]
+
+
+def test_a_copied_export_folder_is_still_ours(tmp_path, db):
+    """cp -a (or rsync -a, or a restored backup) keeps names, sizes and times but not inodes:
+    the copy's next export replaces its folders cleanly, with no warnings and no *_2 twins."""
+    out = tmp_path / "people"
+    export(db, out, quiet=True)
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(out), str(copy)], check=True)
+    before = sorted(p.name for p in copy.iterdir())
+    summary = export(db, copy, quiet=True)
+    assert not summary["warnings"]
+    assert sorted(p.name for p in copy.iterdir()) == before

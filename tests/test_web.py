@@ -429,3 +429,10 @@ def test_report_shows_ids_lines_up_tiles_and_tells_how_to_review(tmp_path):
     assert f'width="{5 * TILE}" height="{5 * TILE}"' in page  # Ann: a full 5 x 5 montage
     assert f'width="{2 * TILE}" height="{TILE}"' in page  # person 7: two tiles, the same size
     assert f'src="unknown/montage.jpg" loading="lazy" width="{TILE}" height="{TILE}"' in page
+
+
+def test_ids_too_large_for_the_store_are_not_found(client):
+    huge = "9" * 30
+    for path in (f"/chip/{huge}", f"/photo/{huge}", f"/api/face/{huge}", f"/person/{huge}"):
+        assert client.raw(path)[0] == 404, path
+    assert client.post("name", {"person": int(huge), "name": "X"}).status_code in (404, 409)

@@ -7,6 +7,7 @@ with :func:`emit`; counts in messages go through :func:`plural`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -17,7 +18,17 @@ from facecluster.scan import ScanOptions
 
 LINKS = click.Choice(["symlink", "hardlink", "copy"])
 MAX_DETECT_MP = 100.0  # a 100 MP working image already takes the detector seconds and ~GBs
-POSITIVE = click.FloatRange(min=0, min_open=True)
+class FiniteRange(click.FloatRange):
+    """A float range that also refuses ``nan`` and ``inf`` (which compare as in any range)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+POSITIVE = FiniteRange(min=0, min_open=True)
 SEED = click.IntRange(0, 2**32 - 1)  # numpy and scikit-learn accept no other seeds
 WORKERS = click.option("--workers", type=click.IntRange(min=1), default=None,
                        help="Processes to use [default: all cores].")
@@ -85,7 +96,7 @@ def scan_options(func):
                      help="Face detector: dlib HOG (fast; the default for photos) or dlib's MMOD "
                           "CNN (turned and small faces; ~0.4 s a frame; the default for video)."),
         click.option("--detect-mp", "megapixels",
-                     type=click.FloatRange(min=0, max=MAX_DETECT_MP, min_open=True), default=None,
+                     type=FiniteRange(min=0, max=MAX_DETECT_MP, min_open=True), default=None,
                      help="Detector working resolution in megapixels [default: hog 1.0, cnn 0.6]."),
         click.option("--min-face", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Ignore faces narrower than this many pixels."),
@@ -146,7 +157,7 @@ def video_options(func):
                      help="Video: also write a copy with boxes and person labels here."),
         click.option("--with-clothing", is_flag=True,
                      help="Video: cluster on face and clothing (torso colours and texture)."),
-        click.option("--time-weight", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+        click.option("--time-weight", type=FiniteRange(0, 1, max_open=True), default=0.0,
                      show_default=True, help="Video: share of the distance given to time apart (0 to below 1)."),
         click.option("--min-people", type=click.IntRange(min=0), default=None,
                      help="Video: keep only frames with at least this many faces."),

@@ -128,8 +128,12 @@ def _describe(correction: dict) -> str:
         return f"naming person {correction['person']} {correction['name']!r}"
     if action == "merge":
         return f"merging {', '.join(map(str, correction['people'][1:]))} into {correction['people'][0]}"
-    if action in ("move", "split", "reject", "unreject"):
+    if action in ("move", "split", "reject", "unreject", "confirm"):
         return f"{action} of {plural(len(correction['faces']), 'face')}"
+    if action == "not-person":
+        return f"'face {correction['face']} is not person {correction['person']}'"
+    if action == "different":
+        return f"'people {correction['people'][0]} and {correction['people'][1]} are different'"
     return action.replace("-", " ")
 
 

@@ -102,6 +102,10 @@ PEOPLE_SCHEMA = [
     "CREATE TABLE rejected (face_id INTEGER PRIMARY KEY)",
     "CREATE TABLE not_person (face_id INTEGER, person_id INTEGER, PRIMARY KEY (face_id, person_id))",
     "CREATE TABLE skipped (question TEXT PRIMARY KEY, created REAL)",
+    # The person each face was last in: a person comes back under its id after a clustering
+    # that left its faces unknown (say, another algorithm tried and abandoned).
+    "CREATE TABLE last_person (face_id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL)",
+    "INSERT INTO last_person SELECT face_id, person_id FROM assignments WHERE person_id IS NOT NULL",
     "CREATE INDEX assignments_person ON assignments(person_id)",
     "CREATE INDEX confirmed_person ON confirmed(person_id)",
     # Version 1 logged moves and rejections only as a log: keep what they said.

@@ -487,13 +487,15 @@ def save_clustering(store: Store, face_ids: np.ndarray, labels: np.ndarray, conf
     """Store a clustering as people, keeping ids: returns cluster label -> person id.
 
     A cluster holding confirmed faces is their person. Every other cluster takes the id (and
-    name) of the previous person it shares the most faces with (a one-to-one matching), or
-    becomes a new person. Confirmed faces are in their person whatever the clusterer said;
+    name) of the person its faces were last in, most of them (a one-to-one matching; "last"
+    reaches back past clusterings that left them unknown), or becomes a new person. Confirmed faces are in their person whatever the clusterer said;
     rejected faces (not in ``face_ids``) have no assignment at all.
     """
     mapping = _confirmed_clusters(face_ids, labels, confirmed)
-    previous = {f: p for f, (p, _) in store.assignments().items()
-                if p is not None and p not in set(mapping.values())}
+    taken = set(mapping.values())
+    previous = {f: p for f, p in store.db.execute(
+        "SELECT l.face_id, l.person_id FROM last_person l JOIN people p ON p.id=l.person_id"
+        " WHERE p.merged_into IS NULL") if p not in taken}
     free = [int(c) for c in np.unique(labels[labels >= 0]) if int(c) not in mapping]
     mapping.update(_match_previous(face_ids, labels, free, previous))
     for label in free:
@@ -505,6 +507,8 @@ def save_clustering(store: Store, face_ids: np.ndarray, labels: np.ndarray, conf
         store.db.execute("DELETE FROM assignments")
         store.db.executemany("INSERT INTO assignments VALUES (?,?,?,?)",
                              [(int(f), p, c, run_id) for f, p, c in zip(face_ids, people, confidence)])
+        store.db.executemany("INSERT OR REPLACE INTO last_person VALUES (?, ?)",
+                             [(int(f), p) for f, p in zip(face_ids, people) if p is not None])
     return mapping
 
 

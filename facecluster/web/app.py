@@ -599,7 +599,10 @@ def create_app(db: str | os.PathLike, output: str | os.PathLike | None = None, h
     settings = Settings(db=db, output=Path(output).expanduser().absolute() if output else db.parent,
                         host=host, **({"token": token} if token else {}))
     review = Review(settings)
-    app = Starlette(routes=review.routes(), exception_handlers={HTTPException: review.not_found})
+    app = Starlette(routes=review.routes(), exception_handlers={
+        HTTPException: review.not_found,
+        # an id past SQLite's 64-bit integers names nothing in the store
+        OverflowError: lambda request, exc: review.not_found(request, HTTPException(404))})
     app.state.settings = settings
     return Guard(app, settings)
 
