@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from facecluster.cluster import ALGORITHMS, GraphClusterer, get_clusterer
+from facecluster.cluster.base import repeated_in_photo
 from facecluster.evaluate.metrics import bcubed_prf
 
 
@@ -119,3 +120,59 @@ def test_near_duplicates_with_photo_constraints():
     photo[[18, 24, 30]] = 2  # and its copy
     labels = GraphClusterer().fit_predict(copies, cannot_link=photo)
     assert bcubed_prf(np.r_[truth, truth], labels)[2] == 1.0
+
+
+def test_strangers_are_left_alone_and_people_stay_together():
+    """Five people with many photos plus one photo each of 15 others, everyone within dlib's
+    0.6 of someone else: the one-offs stay unknown (a kNN graph alone groups them all), the
+    people are found whole."""
+    X, truth = people([25] * 5 + [1] * 15, separation=0.55, seed=4)
+    one_off = np.repeat(np.arange(20), [25] * 5 + [1] * 15) >= 5
+    labels = GraphClusterer().fit_predict(X)
+    assert np.mean(labels[one_off] == -1) >= 0.9
+    assert bcubed_prf(truth[~one_off], labels[~one_off])[2] > 0.97
+    graph_only = GraphClusterer(refine=False, strangers=False).fit_predict(X)
+    assert np.mean(graph_only[one_off] == -1) < 0.5  # what the steps fix
+
+
+def test_small_collection_with_one_or_two_photos_per_person():
+    """Twenty faces of twelve people: the sparse graph groups different people, the
+    refinement separates them again."""
+    X, truth = people([2] * 8 + [1] * 4, spread=0.12, separation=0.55, seed=5)
+    assert bcubed_prf(truth, GraphClusterer().fit_predict(X))[2] > 0.95
+    assert bcubed_prf(truth, GraphClusterer(refine=False, strangers=False).fit_predict(X))[2] < 0.8
+
+
+def test_refinement_keeps_a_large_collection_as_the_graph_found_it():
+    X, truth = people([40, 30, 30, 20], spread=0.16, separation=0.6, seed=6)
+    refined = GraphClusterer().fit_predict(X)
+    plain = GraphClusterer(refine=False, strangers=False).fit_predict(X)
+    assert bcubed_prf(truth, refined)[2] >= bcubed_prf(truth, plain)[2] > 0.95
+
+
+def test_same_person_several_times_in_one_photo():
+    """A collage: person 0 three times and person 1 once in photo 0. Two ordinary group photos
+    show how close different people seen together come; the three copies are far closer."""
+    X, truth = people([6, 6, 6], separation=0.9)
+    photo = np.full(len(X), -1)
+    photo[[0, 1, 2, 6]] = 0  # the collage
+    photo[[3, 7, 12]] = 1
+    photo[[4, 8, 13]] = 2
+    repeated = repeated_in_photo(X, photo)
+    assert repeated[0] == repeated[1] == repeated[2] >= 0 and repeated[6] != repeated[0]
+    assert (repeated[[3, 4, 7, 8, 12, 13]] == -1).all()
+    labels = GraphClusterer().fit_predict(X, cannot_link=photo)
+    assert labels[0] == labels[1] == labels[2] >= 0 and labels[6] != labels[0]
+    assert bcubed_prf(truth, labels)[2] == 1.0
+    for name in ALGORITHMS:  # the shared constraint machinery: every algorithm may keep them
+        labels = get_clusterer(name).fit_predict(X, cannot_link=photo)
+        for group in ([3, 7, 12], [4, 8, 13]):
+            clustered = labels[group][labels[group] >= 0]
+            assert len(clustered) == len(set(clustered.tolist())), name
+
+
+def test_no_repeat_is_assumed_without_another_photo_to_compare():
+    X, _ = people([10, 10])
+    photo = np.full(len(X), -1)
+    photo[[0, 1, 2]] = 7  # one photo only: nothing says how close different people come
+    assert (repeated_in_photo(X, photo) == -1).all()

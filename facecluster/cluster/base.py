@@ -6,7 +6,10 @@ Constraints are honoured the same way for every algorithm:
   item, their mean embedding, before clustering, and expanded afterwards;
 * **cannot-link** groups (faces of one photo or frame, faces a user separated) never end up
   in one cluster: algorithms that can, avoid it; afterwards :func:`repair_cannot_link`
-  moves the weaker member out of any cluster that still breaks one.
+  moves the weaker member out of any cluster that still breaks one;
+* except a person shown **several times in one photo** (a collage, a mirror): faces of one
+  photo closer to each other than any two faces of any other photo are allowed together
+  (:func:`repeated_in_photo`).
 
 Faces left alone in a cluster are labelled -1: they belong to nobody else in the collection.
 """
@@ -43,7 +46,7 @@ class BaseClusterer:
         n = len(X)
         cannot_link = _groups(cannot_link, n)
         node_of, node_X = collapse_must_link(X, _groups(must_link, n))
-        forbidden = forbidden_pairs(node_of, cannot_link)
+        forbidden = forbidden_pairs(node_of, cannot_link, repeated_in_photo(X, cannot_link))
         forbidden |= {(min(node_of[i], node_of[j]), max(node_of[i], node_of[j]))
                       for i, j in apart or () if node_of[i] != node_of[j]}
         node_labels = np.asarray(self._cluster(node_X, forbidden)) if len(node_X) else np.zeros(0, int)
@@ -104,16 +107,80 @@ def collapse_must_link(X: np.ndarray, must_link: np.ndarray) -> tuple[np.ndarray
     return node_of, node_X / np.maximum(counts, 1)[:, None]
 
 
-def forbidden_pairs(node_of: np.ndarray, cannot_link: np.ndarray) -> set[tuple[int, int]]:
-    """Node pairs that share a cannot-link group."""
+def forbidden_pairs(node_of: np.ndarray, cannot_link: np.ndarray,
+                    repeated: np.ndarray | None = None) -> set[tuple[int, int]]:
+    """Node pairs that share a cannot-link group.
+
+    ``repeated`` (from :func:`repeated_in_photo`): faces of one group with the same value >= 0
+    show one person several times and are not forbidden to each other.
+    """
     pairs = set()
+    for group in _cannot_link_groups(cannot_link):
+        nodes, first = np.unique(node_of[group], return_index=True)
+        copies = (repeated[group][first] if repeated is not None
+                  else np.full(len(nodes), -1))
+        pairs.update((int(a), int(b)) for i, a in enumerate(nodes) for j, b in enumerate(nodes[i + 1:], i + 1)
+                     if copies[i] < 0 or copies[i] != copies[j])
+    return pairs
+
+
+def _cannot_link_groups(cannot_link: np.ndarray) -> list[np.ndarray]:
+    """Face indices of each cannot-link group (ids >= 0)."""
     constrained = np.flatnonzero(cannot_link >= 0)
     order = constrained[np.argsort(cannot_link[constrained], kind="stable")]
-    groups = np.split(order, np.flatnonzero(np.diff(cannot_link[order])) + 1) if len(order) else []
-    for group in groups:
-        nodes = np.unique(node_of[group])
-        pairs.update((a, b) for i, a in enumerate(nodes) for b in nodes[i + 1:])
-    return pairs
+    return np.split(order, np.flatnonzero(np.diff(cannot_link[order])) + 1) if len(order) else []
+
+
+def repeated_in_photo(X: np.ndarray, cannot_link: np.ndarray) -> np.ndarray:
+    """Which faces of one photo show the same person again (a collage, a mirror).
+
+    Faces of one photo are different people, so the pairs of faces seen together are the
+    collection's own sample of "different people", and the closest such pair is the closest
+    two different people have been seen to be. Two faces of one photo closer to each other
+    than every pair of faces of every *other* photo are therefore one person shown twice;
+    such pairs link into groups (six photos of one actor in a collage form one group).
+    Without a second photo with several faces there is nothing to compare with, and nothing
+    is lifted.
+
+    Parameters
+    ----------
+    X : array of shape (n_faces, n_dims)
+        Embeddings (distances in the model's own space).
+    cannot_link : array of shape (n_faces,)
+        Photo (or frame) id per face, -1 for none.
+
+    Returns
+    -------
+    ndarray of shape (n_faces,)
+        A group id per face: faces of one photo with the same id >= 0 may be one person;
+        -1 for faces with no repeat.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import pdist, squareform
+
+    n = len(X)
+    repeated = np.full(n, -1)
+    groups = [g for g in _cannot_link_groups(np.asarray(cannot_link)) if len(g) > 1]
+    if len(groups) < 2:
+        return repeated
+    distances = [squareform(pdist(X[g])) for g in groups]
+    closest = np.array([d[np.triu_indices(len(d), 1)].min() for d in distances])
+    order = np.argsort(closest)
+    rows, cols = [], []
+    for k, (group, d) in enumerate(zip(groups, distances)):
+        reference = closest[order[1]] if order[0] == k else closest[order[0]]  # other photos only
+        i, j = np.nonzero(np.triu(d < reference, 1))
+        rows += group[i].tolist()
+        cols += group[j].tolist()
+    if not rows:
+        return repeated
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    component = connected_components(graph, directed=False)[1]
+    linked = np.zeros(n, bool)
+    linked[rows] = linked[cols] = True
+    repeated[linked] = component[linked]
+    return repeated
 
 
 def repair_cannot_link(X: np.ndarray, labels: np.ndarray, forbidden: set) -> np.ndarray:
