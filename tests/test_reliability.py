@@ -46,11 +46,13 @@ def run_python(code: str, timeout: float = 240) -> dict:
 
 def scan_in_subprocess(root: Path, db: Path, timeout: float = 240) -> dict:
     return run_python(
-        "import json, resource\n"
+        # VmHWM, not ru_maxrss: a forked child's ru_maxrss starts at its parent's (pytest's) size
+        "import json\n"
         "from facecluster.scan import scan\n"
         f"report = scan({str(root)!r}, {str(db)!r}, workers=1, quiet=True)\n"
+        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
         "print(json.dumps({'errors': report.errors, 'faces': report.faces, 'photos': report.photos,\n"
-        "                  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))",
+        "                  'peak_mb': int(hwm.split()[1]) / 1024}))",
         timeout)
 
 
