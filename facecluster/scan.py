@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecluster.detect import detect_faces, get_detector, working_scale
+from facecluster.detect import (detect_faces, detect_smaller_faces, finer_pass_reach, get_detector,
+                                working_scale)
 from facecluster.embed import align_face, get_embedder
 from facecluster.media import MediaError, Photo, file_hash, find_photos, load_photo, media_path
 from facecluster.progress import progress_bar
@@ -37,6 +38,25 @@ VIDEO_DETECTOR = "cnn"  # frames catch turned faces; few frames are sampled
 # Narrowest face both dlib detectors find, in pixels at their working resolution: measured by
 # shrinking the sample photos step by step, HOG and CNN both stop finding faces below ~60 px.
 SMALLEST_DETECTABLE_FACE = 60
+
+# The finer pass runs in photos where nobody asked for it, so it keeps only faces MTCNN is
+# surest of: on the labelled group photos 193 of 197 faces score above 0.95, and every false
+# face seen (a dark box on the desk of the sample's obama.jpg, two in the group photos)
+# scored 0.81-0.93.
+FINER_PASS_MIN_SCORE = 0.95
+
+# Narrowest face at the working resolution for detectors other than dlib's: MTCNN's window.
+DETECTOR_SMALLEST_FACE = {"mtcnn": 12}
+
+# Detectors after which the finer pass (MTCNN, for faces below their ~60 px reach) may run.
+FINER_PASS_AFTER = frozenset({"hog", "cnn", "cnn-dlib"})
+
+# A face is aligned in the coarsest decode of its photo where its box is at least this wide (or
+# at full size): its 150 px chip then has all the detail there is, and no 12 MP photo is decoded
+# in full to cut out a chip. Measured on real faces (tests/test_speed_paths.py, docs/speed.md):
+# the embedding moves by an L2 distance of ~0.05 from the full-size chip's, as much as
+# re-detecting the same face moves it, against 0.6 between different people.
+CHIP_SOURCE_WIDTH = 150
 
 
 @dataclass
@@ -127,7 +147,8 @@ def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | 
                 if result.get("error"):
                     report.errors.append((result["path"], result["error"]))
                 elif result.get("width"):
-                    _note_resolution(report, (result["width"], result["height"]), options.min_face)
+                    _note_resolution(report, (result["width"], result["height"]), options.min_face,
+                                     options.detector)
                 advance()
         report.errors.sort()
         report.seconds = time.perf_counter() - started
@@ -149,19 +170,37 @@ def _record_skipped(store: Store, skipped: list[tuple[Path, str]], run_id: int,
         report.errors.append((name, why))
 
 
-def smallest_findable_face(size: tuple[int, int], megapixels: float) -> int:
+def smallest_findable_face(size: tuple[int, int], megapixels: float,
+                           smallest: int = SMALLEST_DETECTABLE_FACE) -> int:
     """The narrowest face (in the photo's own pixels) the detector can find in a photo of this
-    ``size`` at ``megapixels``; 0 when it searches the photo at full size or larger."""
+    ``size`` at ``megapixels``, for a detector that finds faces from ``smallest`` px at its
+    working resolution; 0 when it searches the photo at full size or larger."""
     working = working_scale(size, megapixels)
-    return round(SMALLEST_DETECTABLE_FACE / working) if working < 1 else 0
+    return round(smallest / working) if working < 1 else 0
 
 
-def _note_resolution(report: ScanReport, size: tuple[int, int], min_face: int) -> None:
-    smallest = smallest_findable_face(size, report.detect_megapixels)
+def _note_resolution(report: ScanReport, size: tuple[int, int], min_face: int,
+                     detector: str | None = None) -> None:
+    smallest = smallest_findable_face(size, report.detect_megapixels,
+                                      _smallest_at_working(detector or PHOTO_DETECTOR))
     if smallest > min_face:  # faces the user asked for (--min-face) may be missed
         report.downscaled += 1
         if smallest > report.smallest_face:
             report.smallest_face, report.largest_size = smallest, tuple(size)
+
+
+def _smallest_at_working(detector: str) -> int:
+    """Narrowest face (px at the working resolution) a scan with ``detector`` finds: MTCNN's
+    window when MTCNN runs, alone or as the finer pass; else dlib's ~60 px."""
+    if detector in FINER_PASS_AFTER:
+        from facecluster.detect.mtcnn import MissingWeights, weights_folder
+
+        try:
+            weights_folder()
+            detector = "mtcnn"
+        except MissingWeights:
+            pass
+    return DETECTOR_SMALLEST_FACE.get(detector, SMALLEST_DETECTABLE_FACE)
 
 
 def _changed_files(store: Store, paths: list[Path], rescan_all: bool, report: ScanReport,
@@ -255,8 +294,10 @@ def find_faces(path, detector, embedder, options: ScanOptions) -> tuple[list[Fac
     :func:`facecluster.media.frames_to_scan`); their faces get ``time`` = the frame number, so
     that only faces of the same frame count as "one photo" for clustering. Frames after a
     damaged one are skipped. Detection runs on a reduced decode when the photo is larger than
-    the detector's working resolution; landmarks and chips come from the full-resolution photo
-    (reduced too past :data:`facecluster.media.MAX_DECODE_PIXELS`).
+    the detector's working resolution; landmarks and chips come from the coarsest decode in
+    which the narrowest face is :data:`CHIP_SOURCE_WIDTH` px wide, or from full size (reduced too
+    past :data:`facecluster.media.MAX_DECODE_PIXELS`); landmarks and boxes are stored in
+    full-resolution pixels either way.
     """
     max_pixels = (options.megapixels or detector.megapixels) * 1e6
     photo = load_photo(path, max_pixels=max_pixels)
@@ -271,31 +312,71 @@ def find_faces(path, detector, embedder, options: ScanOptions) -> tuple[list[Fac
 
 
 def _faces_in_frame(path, photo: Photo, detector, embedder, options: ScanOptions) -> list[FaceRecord]:
-    working = working_scale(photo.size, options.megapixels or detector.megapixels)
+    megapixels = options.megapixels or detector.megapixels
+    working = working_scale(photo.size, megapixels)
     detections = detect_faces(detector, photo.pixels, photo.scale, working, options.min_face)
+    detections += _finer_pass(photo, detector, detections, megapixels, options.min_face)
     if not detections:
         return []
-    full = photo if photo.scale == 1.0 else load_photo(path, frame=photo.frame)
-    aligned = [_align(full, d.box, embedder) for d in detections]
+    narrowest = min(max(1, d.box[2] - d.box[0]) for d in detections)
+    pixels, scale = photo.at_least(min(1.0, CHIP_SOURCE_WIDTH / narrowest))
+    aligned = [_align(pixels, scale, d.box, embedder) for d in detections]
     chips = np.stack([chip for _, chip in aligned])
     vectors = embedder.embed(chips)
     time_ = float(photo.frame) if len(photo.frames) > 1 else None
     return [
-        FaceRecord(box=d.box, score=d.score, detector=detector.name,
+        FaceRecord(box=d.box, score=d.score, detector=d.detector or detector.name,
                    landmarks=landmarks, sharpness=sharpness(chip), chip_jpeg=encode_jpeg(chip),
                    model=embedder.model_id, embedding=vector, time=time_)
         for d, (landmarks, chip), vector in zip(detections, aligned, vectors)
     ]
 
 
-def _align(full: Photo, box, embedder) -> tuple[list, np.ndarray]:
-    """Landmarks (full-resolution pixels) and chip of a face; ``full`` may be reduced (scale < 1)."""
-    if full.scale == 1.0:
-        landmarks, chip = align_face(full.pixels, box, embedder.chip_size, embedder.chip_padding)
+def _finer_pass(photo: Photo, detector, found: list, megapixels: float, min_face: int) -> list:
+    """Smaller faces, where looking for them pays: the dlib detector found nothing (a group
+    photo whose faces are all below its reach) or a face less than twice as wide as the
+    narrowest it can find (a group, a crowd, people further away), so faces below its reach
+    are likely. MTCNN then looks for faces from ~12 px at the working resolution (~40 px in a
+    12 MP photo at 1 MP, 20 px at least) up to that reach, on the pixels already decoded.
+    Photos where the dlib detector found only large faces cost nothing more;
+    ``--detector mtcnn`` looks for faces of every size everywhere."""
+    if detector.name not in FINER_PASS_AFTER:
+        return []
+    working = working_scale(photo.size, megapixels)
+    below = round(SMALLEST_DETECTABLE_FACE / working)  # the dlib detector's reach, photo pixels
+    reach = max(finer_pass_reach(photo.size, megapixels), min_face)
+    if reach >= below or (found and min(d.box[2] - d.box[0] for d in found) >= 2 * below):
+        return []
+    small = _small_detector()
+    if small is None:
+        return []
+    return detect_smaller_faces(small, photo.pixels, photo.scale, reach, below, found, min_face,
+                                FINER_PASS_MIN_SCORE)
+
+
+def _small_detector():
+    """MTCNN for the finer pass, loaded once per process; None without its weights."""
+    if "small" not in _worker:
+        from facecluster.detect.mtcnn import MissingWeights
+
+        try:
+            detector = get_detector("mtcnn")
+            detector._sessions  # load (and convert, the first time) now
+            _worker["small"] = detector
+        except MissingWeights:
+            _worker["small"] = None
+    return _worker["small"]
+
+
+def _align(pixels: np.ndarray, scale: float, box, embedder) -> tuple[list, np.ndarray]:
+    """Landmarks (full-resolution pixels) and chip of a face; ``pixels`` are the photo at
+    ``scale`` of full size (reduced when the face is large enough in them)."""
+    if scale == 1.0:
+        landmarks, chip = align_face(pixels, box, embedder.chip_size, embedder.chip_padding)
         return landmarks.tolist(), chip
-    scaled = tuple(round(v * full.scale) for v in box)
-    landmarks, chip = align_face(full.pixels, scaled, embedder.chip_size, embedder.chip_padding)
-    return (np.asarray(landmarks) / full.scale).tolist(), chip
+    scaled = tuple(round(v * scale) for v in box)
+    landmarks, chip = align_face(pixels, scaled, embedder.chip_size, embedder.chip_padding)
+    return (np.asarray(landmarks) / scale).tolist(), chip
 
 
 def sharpness(chip: np.ndarray) -> float:

@@ -94,3 +94,54 @@ def test_pyramid_layout():
     assert cols == 1000 + 22
     for left, top, right, bottom in rects:
         assert 0 <= left <= right < cols and 0 <= top <= bottom < rows
+
+
+# -- MTCNN (weights from the faceie wheel, converted to ONNX) ---------------------------------
+@pytest.fixture(scope="module")
+def mtcnn(tmp_path_factory):
+    pytest.importorskip("faceie", reason="MTCNN's weights come from the faceie package")
+    from facecluster.detect.mtcnn import MtcnnDetector
+
+    with pytest.MonkeyPatch.context() as patch:
+        cache = tmp_path_factory.mktemp("mtcnn-cache")
+        patch.setenv("FACECLUSTER_CACHE", str(cache))
+        found = MtcnnDetector()
+        found._sessions  # noqa: B018 - convert and load while the cache is redirected
+        assert len(list(cache.glob("mtcnn_facenet_pytorch_v1_*.onnx"))) == 3
+    return found
+
+
+def test_mtcnn_finds_the_faces_hog_finds_with_the_same_boxes(mtcnn, sample_folder):
+    """Boxes come back in HOG's geometry, so the 5-point predictor lands the same landmarks."""
+    hog = dlib.get_frontal_face_detector()
+    for name in ("obama.jpg", "biden.jpg", "obama2.jpg"):
+        image = _working(np.asarray(Image.open(sample_folder / name).convert("RGB")), 1.0)
+        [expected] = hog(image, 0)
+        [(found, score)] = mtcnn._detect(image)
+        inter = (min(found.right(), expected.right()) - max(found.left(), expected.left())) * \
+                (min(found.bottom(), expected.bottom()) - max(found.top(), expected.top()))
+        union = found.area() + expected.area() - inter
+        assert inter / union > 0.6 and score > 0.9, (name, found, expected)
+
+
+def test_mtcnn_finds_small_faces_hog_cannot(mtcnn, sample_folder):
+    image = np.asarray(Image.open(sample_folder / "biden.jpg").convert("RGB"))
+    small = cv2.resize(image, (image.shape[1] // 10, image.shape[0] // 10), interpolation=cv2.INTER_AREA)
+    canvas = np.full((600, 800, 3), 128, np.uint8)
+    canvas[100:100 + small.shape[0], 300:300 + small.shape[1]] = small  # a ~34 px face
+    assert len(dlib.get_frontal_face_detector()(canvas, 0)) == 0
+    boxes, scores, landmarks = mtcnn.detect(canvas, min_face=20)
+    assert len(boxes) == 1 and 20 < boxes[0][2] - boxes[0][0] < 50 and landmarks.shape == (1, 10)
+
+
+def test_mtcnn_weights_are_read_as_data_only(tmp_path):
+    pytest.importorskip("faceie", reason="MTCNN's weights come from the faceie package")
+    import pickle
+
+    from facecluster.detect.mtcnn import load_weights
+
+    conv1, prelu1, *_ = load_weights("p")
+    assert conv1[0].shape == (10, 3, 3, 3) and prelu1.shape == (10,)
+    (tmp_path / "p_net_weights.pickle").write_bytes(pickle.dumps(__import__("os").system))
+    with pytest.raises(pickle.UnpicklingError, match="unexpected posix.system"):
+        load_weights("p", tmp_path)

@@ -92,9 +92,11 @@ def embedder_option(default: str | None, help: str):
 def scan_options(func):
     """Options that say how faces are found and embedded."""
     options = [
-        click.option("--detector", type=click.Choice(["hog", "cnn", "cnn-dlib"]), default=None,
-                     help="Face detector: dlib HOG (fast; the default for photos) or dlib's MMOD "
-                          "CNN (turned and small faces; ~0.4 s a frame; the default for video)."),
+        click.option("--detector", type=click.Choice(["hog", "cnn", "cnn-dlib", "mtcnn"]), default=None,
+                     help="Face detector: dlib HOG (fast; the default for photos, with MTCNN "
+                          "looking for faces below its reach), dlib's MMOD CNN (turned faces; "
+                          "~0.4 s a frame; the default for video) or MTCNN (faces of every size "
+                          "down to ~12 px at the working resolution)."),
         click.option("--detect-mp", "megapixels",
                      type=FiniteRange(min=0, max=MAX_DETECT_MP, min_open=True), default=None,
                      help="Detector working resolution in megapixels [default: hog 1.0, cnn 0.6]."),
