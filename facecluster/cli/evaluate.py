@@ -13,7 +13,7 @@ from rich.table import Table
 from facecluster.cli.common import WORKERS, emit, output_options, plural, printable
 from facecluster.cluster import ALGORITHMS, DEFAULT_ALGORITHM
 from facecluster.evaluate.benchmark import compare, evaluate_algorithm, subset_scores, sweep
-from facecluster.evaluate.dataset import load_labelled_faces
+from facecluster.evaluate.dataset import BoxesError, load_labelled_faces
 from facecluster.evaluate.metrics import verification_report
 
 NOISE_NOTE = "Faces left unknown (noise) count as one cluster each."
@@ -71,29 +71,41 @@ def _sizes(ctx, param, text: str | None) -> list[int] | None:
 @click.option("--subsets", callback=_sizes, default=None,
               help="Also score random subsets of these sizes, e.g. 20,50.")
 @click.option("--boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="CSV of labelled boxes: image,identity,xmin,ymin,xmax,ymax.")
+              help="CSV of labelled faces, image,identity,xmin,ymin,xmax,ymax (image relative "
+                   "to DATASET): every box a detection matches (IoU >= 0.3) is scored, and the "
+                   "share found is reported.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Store for the embeddings [default: a cache file per dataset].")
 @WORKERS
 @output_options
 def evaluate(dataset, algorithm, side_by_side, parameter, values, plot, subsets, boxes, db, workers,
              quiet, as_json):
-    """Measure how well faces in DATASET (<set>/<identity>/<image>) are grouped."""
+    """Measure how well faces in DATASET (<set>/<identity>/<image>) are grouped.
+
+    Each photo in an identity folder scores its largest face; with --boxes, every labelled
+    face a detection matches is scored, in any photo of DATASET (group photos in _multi/).
+    """
     if parameter and parameter not in ALGORITHMS[algorithm]().get_params():
         raise click.UsageError(f"{algorithm} has no parameter {parameter!r}; it has: "
                                + ", ".join(ALGORITHMS[algorithm]().get_params()))
-    faces = load_labelled_faces(dataset, db=db, boxes_csv=boxes, workers=workers,
-                                quiet=quiet or as_json)
+    try:
+        faces = load_labelled_faces(dataset, db=db, boxes_csv=boxes, workers=workers,
+                                    quiet=quiet or as_json)
+    except BoxesError as exc:
+        raise click.BadParameter(printable(exc), param_hint="--boxes") from None
     if len(set(faces.labels.tolist())) < 2:
         raise click.ClickException("need faces of at least two identities to evaluate")
     result = {"dataset": str(dataset), "detection": faces.detection_report(),
               "embedding": verification_report(faces.X, faces.labels), "note": NOISE_NOTE}
+    groups = faces.cannot_link()  # faces of one photo are different people, as in a real run
     if side_by_side:
-        result["clustering"] = compare(faces.X, faces.labels, algorithm)
+        result["clustering"] = compare(faces.X, faces.labels, algorithm, cannot_link=groups)
     else:
-        result["clustering"] = [{"method": algorithm, **evaluate_algorithm(faces.X, faces.labels, algorithm)}]
+        result["clustering"] = [{"method": algorithm, **evaluate_algorithm(faces.X, faces.labels, algorithm,
+                                                                          cannot_link=groups)}]
     if subsets:
-        result["subsets"] = {size: subset_scores(faces.X, faces.labels, size) for size in subsets}
+        result["subsets"] = {size: subset_scores(faces.X, faces.labels, size, cannot_link=groups)
+                             for size in subsets}
     if parameter:
         result["sweep"] = _sweep(faces, algorithm, parameter, values)
         if plot:
@@ -109,7 +121,7 @@ def _sweep(faces, algorithm: str, parameter: str, values: list[float] | None) ->
     if parameter in ("k", "min_samples"):
         grid = [int(v) for v in grid]
     try:
-        return sweep(faces.X, faces.labels, algorithm, parameter, grid)
+        return sweep(faces.X, faces.labels, algorithm, parameter, grid, cannot_link=faces.cannot_link())
     except ValueError as exc:  # a value the algorithm rejects (scikit-learn says which)
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--values") from None
 
@@ -121,8 +133,10 @@ def print_result(result: dict, faces) -> None:
                   f"{plural(d['faces_found'], 'face')} found, {d['scored_faces']} scored "
                   f"({plural(d['identities'], 'identity')}); "
                   f"{plural(d['photos_without_face'], 'photo')} without a face, "
-                  f"{d['photos_with_several_faces']} with several (scored: labelled box, else the "
-                  f"largest), {d['unreadable']} unreadable")
+                  f"{d['photos_with_several_faces']} with several (scored: the largest), "
+                  f"{d['unreadable']} unreadable")
+    if "boxes" in d:
+        print_boxes(console, d["boxes"])
     e = result["embedding"]
     console.print(f"Embedding: ROC AUC {e['roc_auc']:.4f}, TAR@FAR1e-3 {e['tar_at_far_1e-3']:.3f}, "
                   f"TAR@FAR1e-2 {e['tar_at_far_1e-2']:.3f}, EER {e['eer']:.3f} at distance "
@@ -150,6 +164,20 @@ def print_result(result: dict, faces) -> None:
             sweep_table.add_row(f"{row[parameter]:g}", str(row["n_clusters"]), f"{row['bcubed_f']:.3f}",
                                 f"{row['pairwise_f']:.3f}")
         console.print(sweep_table)
+
+
+def print_boxes(console: Console, b: dict, examples: int = 5) -> None:
+    """The labelled-boxes line: labelled faces, found (recall), scored, unlabelled detections."""
+    console.print(f"Labelled boxes: {plural(b['labelled_faces'], 'labelled face')} in "
+                  f"{plural(b['photos'], 'photo')}, {b['found']} found (recall {b['recall']:.1%}, "
+                  f"IoU >= {b['min_iou']:g}), {b['scored']} scored; detections with no label: "
+                  f"{b['unlabelled_detections']}", highlight=False)
+    missed = b["missed"]
+    if missed:
+        shown = "; ".join(f"{printable(Path(m['photo']).name)} {printable(m['identity'])} "
+                          f"({','.join(map(str, m['box']))})" for m in missed[:examples])
+        more = f"; and {len(missed) - examples} more (--json lists all)" if len(missed) > examples else ""
+        console.print(f"Not found: {shown}{more}", highlight=False, markup=False)
 
 
 def plot_sweep(rows: list[dict], parameter: str, algorithm: str, name: str, path: Path) -> None:

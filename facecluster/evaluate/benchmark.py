@@ -1,4 +1,9 @@
-"""Score clustering algorithms on labelled faces, side by side with the seed recipes."""
+"""Score clustering algorithms on labelled faces, side by side with the seed recipes.
+
+``cannot_link`` (optional everywhere) is the photo of each face, as in a real run: faces of one
+photo are never one person. It matters only for sets with several scored faces per photo
+(labelled boxes on group photos).
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ REFERENCES = [
 ORACLE = "k-means told the true number of people (oracle)"
 
 
-def evaluate_algorithm(X, labels, algorithm: str = DEFAULT_ALGORITHM, **params) -> dict:
+def evaluate_algorithm(X, labels, algorithm: str = DEFAULT_ALGORITHM, *, cannot_link=None,
+                       **params) -> dict:
     """Cluster ``X`` and score it against ``labels``; adds ``seconds``."""
     started = time.perf_counter()
-    predicted = get_clusterer(algorithm, **params).fit_predict(X)
+    predicted = get_clusterer(algorithm, **params).fit_predict(X, cannot_link=cannot_link)
     return {**clustering_report(labels, predicted), "seconds": time.perf_counter() - started}
 
 
@@ -32,11 +38,13 @@ def oracle_kmeans(X, labels, seed: int = 0) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(X)
 
 
-def compare(X, labels, algorithm: str = DEFAULT_ALGORITHM, params: dict | None = None) -> list[dict]:
+def compare(X, labels, algorithm: str = DEFAULT_ALGORITHM, params: dict | None = None,
+            cannot_link=None) -> list[dict]:
     """Rows of scores: the chosen algorithm, each seed recipe, and the k-means oracle."""
     rows = [{"method": f"{algorithm} (default)" if not params else f"{algorithm} {params}",
-             **evaluate_algorithm(X, labels, algorithm, **(params or {}))}]
-    rows += [{"method": title, **evaluate_algorithm(X, labels, name, **p)} for name, p, title in REFERENCES]
+             **evaluate_algorithm(X, labels, algorithm, cannot_link=cannot_link, **(params or {}))}]
+    rows += [{"method": title, **evaluate_algorithm(X, labels, name, cannot_link=cannot_link, **p)}
+             for name, p, title in REFERENCES]
     started = time.perf_counter()
     rows.append({"method": ORACLE, **clustering_report(labels, oracle_kmeans(X, labels)),
                  "seconds": time.perf_counter() - started})
@@ -44,16 +52,19 @@ def compare(X, labels, algorithm: str = DEFAULT_ALGORITHM, params: dict | None =
 
 
 def subset_scores(X, labels, size: int, repeats: int = 10, seed: int = 0,
-                  methods: list[tuple[str, dict]] | None = None) -> dict[str, float]:
+                  methods: list[tuple[str, dict]] | None = None, cannot_link=None) -> dict[str, float]:
     """Mean BCubed F over ``repeats`` random subsets of ``size`` faces, per method."""
     methods = methods or [(DEFAULT_ALGORITHM, {})] + [(n, p) for n, p, _ in REFERENCES]
     rng = np.random.default_rng(seed)
     picks = [rng.choice(len(X), size, replace=False) for _ in range(repeats)] if len(X) > size else []
-    return {name: float(np.mean([evaluate_algorithm(X[i], labels[i], name, **p)["bcubed_f"] for i in picks]))
+    groups = (lambda i: None) if cannot_link is None else (lambda i: np.asarray(cannot_link)[i])
+    return {name: float(np.mean([evaluate_algorithm(X[i], labels[i], name, cannot_link=groups(i), **p)["bcubed_f"]
+                                 for i in picks]))
             for name, p in methods} if picks else {}
 
 
-def sweep(X, labels, algorithm: str, parameter: str, values) -> list[dict]:
+def sweep(X, labels, algorithm: str, parameter: str, values, cannot_link=None) -> list[dict]:
     """Scores of ``algorithm`` as ``parameter`` takes each of ``values``."""
-    return [{parameter: float(v), **evaluate_algorithm(X, labels, algorithm, **{parameter: v})}
+    return [{parameter: float(v), **evaluate_algorithm(X, labels, algorithm, cannot_link=cannot_link,
+                                                          **{parameter: v})}
             for v in values]
