@@ -376,3 +376,17 @@ def test_people_keep_their_ids_after_a_clustering_that_lost_them(tmp_path):
     api.cluster(db, "hac", threshold=0.3)
     api.cluster(db)
     assert person_of(db) == before
+
+
+def test_quiet_keeps_the_answer_of_a_query(tmp_path):
+    """-q drops progress and summaries, never what a query command was asked for."""
+    db = make_store(tmp_path / "f.db")
+    api.cluster(db)
+    runner = CliRunner()
+    listing = runner.invoke(main, ["people", "--db", str(db), "-q"])
+    assert listing.exit_code == 0 and "person_" in listing.output and "unknown" in listing.output
+    first = json.loads(runner.invoke(main, ["people", "--db", str(db), "--json"]).output)["people"][0]
+    named = runner.invoke(main, ["name", str(first["id"]), "Bob", "--db", str(db), "-q"])
+    assert named.exit_code == 0 and named.output == ""  # a correction says nothing when quiet
+    questions = runner.invoke(main, ["suggest", "--db", str(db), "-q"])
+    assert questions.exit_code == 0 and questions.output.strip() != ""

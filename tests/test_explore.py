@@ -1,8 +1,10 @@
 """Look-alike search, compare, find, the embedding map and the similarity graph, on real faces.
 
-The store holds three sample photos (obama2, obama3, biden); obama.jpg is the query. The
-browser tests load the pages in headless Chromium and read the markers their scripts set only
-after a successful render.
+The store holds three sample photos (obama2, obama3, biden); obama.jpg is the query. A second
+store holds only Obama, so Biden is a stranger to it; with the development sets, five_celebrity's
+training photos are the store, its validation photos the members and a Jurassic Park actor the
+stranger. The browser tests load the pages in headless Chromium and read the markers their
+scripts set only after a successful render.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import networkx as nx
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from facecluster import api
@@ -65,22 +69,68 @@ def test_equal_error_threshold_is_the_middle_of_a_gap_and_balances_errors():
     assert 0.02 < rate < 0.05
 
 
-def test_calibrate_falls_back_to_the_published_point_with_few_pairs():
+def test_between_pairs_are_different_people_or_faces_of_one_photo():
+    X = np.array([[0.0], [0.1], [1.0], [3.0], [7.0]])
+    # a, a: one person; b; an unknown face in b's photo; an unknown face alone (in no pair)
+    between, in_photo = sim.between_pairs(X, ["a", "a", "b", None, None], shots=[0, 1, 2, 2, 3])
+    assert between.tolist() == pytest.approx([0.9, 1.0, 2.0]) and in_photo == 1
+    # two faces of one photo are different people even when the clustering says otherwise
+    between, in_photo = sim.between_pairs(X[:2], ["a", "a"], shots=[5, 5])
+    assert between.tolist() == pytest.approx([0.1]) and in_photo == 1
+    assert len(sim.between_pairs(X, ["a"] * 5)[0]) == 0
+
+
+def test_the_threshold_accepts_at_most_1_in_1000_different_person_pairs():
+    between = np.random.default_rng(0).normal(0.75, 0.08, 50_000)
+    threshold = sim.threshold_at_rate(between)
+    accepted = int((between <= threshold).sum())
+    assert accepted / len(between) < 1e-3 and sim.false_accept_bound(accepted, len(between)) <= 1e-3
+    assert 0.45 < threshold < 0.55  # near the 1/1000 quantile of N(0.75, 0.08): 0.503
+    assert sim.pairs_needed() == 2995
+    assert sim.threshold_at_rate(between[:2994]) is None
+    assert sim.threshold_at_rate(between[:2995]) < between[:2995].min()
+
+
+def test_with_too_few_pairs_the_threshold_is_below_the_closest_and_the_weaker_rate_is_stated():
+    X = np.array([[0.0], [0.05], [0.5], [0.55], [3.0]])
+    close = sim.calibrate(X, ["a", "a", "b", "b", "c"], "dlib_resnet_v1")
+    assert close.source == "store" and close.value == 0.4499 and close.accepted == 0
+    assert close.pairs == 8 and close.false_accept == pytest.approx(1 - 0.05 ** (1 / 8))
+    assert "at most 31% of different-person pairs" in close.note and "2,995 are needed" in close.note
+    far = sim.calibrate(X * 3, ["a", "a", "b", "b", "c"], "dlib_resnet_v1")
+    assert far.value == 0.6 and far.accepted == 0  # never above dlib's 0.6
+
+
+def test_without_pairs_it_is_dlibs_0_6_and_the_rate_is_unknown():
     X = np.random.default_rng(0).normal(size=(4, 128))
-    threshold = sim.calibrate(X, ["a", "a", "b", None], "dlib_resnet_v1")
-    assert (threshold.value, threshold.source) == (0.6, "published")
-    assert "too few pairs" in threshold.note
+    threshold = sim.calibrate(X, ["a", "a", None, None], "dlib_resnet_v1", what="s.db")
+    assert (threshold.value, threshold.source, threshold.false_accept) == (0.6, "published", None)
+    assert "unknown: s.db has no pairs" in threshold.note
 
 
-def test_calibrate_uses_the_equal_error_point_with_enough_pairs():
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(6, 128))
-    centres *= 0.45 / np.linalg.norm(centres, axis=1, keepdims=True)
-    X = np.repeat(centres, 10, axis=0) + rng.normal(0, 0.02, size=(60, 128))
-    threshold = sim.calibrate(X, [str(i // 10) for i in range(60)], "dlib_resnet_v1")
-    assert threshold.source == "calibrated"
-    assert threshold.within_pairs == 6 * 45 and threshold.between_pairs == 60 * 59 // 2 - 270
-    assert threshold.equal_error_rate == 0.0
+def test_a_given_threshold_gets_its_rate_measured():
+    X = np.array([[0.0], [0.4], [0.8], [1.2]])
+    threshold = sim.calibrate(X, ["a", "b", "c", "d"], "dlib_resnet_v1", given=0.5)
+    assert (threshold.value, threshold.source, threshold.accepted, threshold.pairs) == (0.5, "given", 3, 6)
+    assert "3 of 6 pairs" in threshold.note and threshold.false_accept > 0.5
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12_000),
+       rates=st.lists(st.floats(1e-4, 0.05), min_size=2, max_size=2))
+def test_the_threshold_keeps_its_rate_and_grows_with_it(seed, n, rates):
+    rng = np.random.default_rng(seed)
+    between = np.sort(rng.normal(rng.uniform(0.3, 1.0), rng.uniform(0.01, 0.2), n))
+    low, high = sorted(rates)
+    strict, loose = sim.threshold_at_rate(between, low), sim.threshold_at_rate(between, high)
+    for rate, threshold in ((low, strict), (high, loose)):
+        if n < sim.pairs_needed(rate):
+            assert threshold is None
+        elif n > sim.pairs_needed(rate):
+            accepted = int(np.searchsorted(between, threshold, side="right"))
+            assert sim.false_accept_bound(accepted, n) <= rate
+    if strict is not None:
+        assert loose is not None and strict <= loose
 
 
 # -- similar, compare, find -------------------------------------------------------------------
@@ -94,7 +144,7 @@ def test_similar_ranks_the_query_persons_other_photos_first(store, sample_folder
     assert [m["same_person"] for m in found["faces"]] == [True, True, False]
     assert found["faces"][0]["l2"] <= found["faces"][1]["l2"] < found["faces"][2]["l2"]
     assert 0 < found["faces"][0]["cosine"] < found["faces"][2]["cosine"]
-    assert found["threshold"]["source"] == "published"  # three faces are too few to calibrate
+    assert found["threshold"]["source"] == "published"  # no pairs of different people
     assert found["people"][0]["label"] == found["faces"][0]["label"]
     with Image.open(montage) as image:
         assert image.width == 4 * 150  # the query and three matches
@@ -126,8 +176,9 @@ def test_compare_says_same_for_two_obamas_and_different_for_obama_and_biden(samp
     assert same["same_person"] and not different["same_person"]
     assert same["l2"] < 0.5 < 0.7 < different["l2"]
     assert same["threshold"]["source"] == "published" and same["threshold"]["value"] == 0.6
+    assert same["threshold"]["false_accept"] is None
     text = cli("compare", sample_folder / "obama.jpg", sample_folder / "biden.jpg").output
-    assert "different people" in text and "published" in text
+    assert "no match" in text and "false-accept rate here is unknown" in text
 
 
 def test_a_photo_with_several_faces_needs_face_or_largest(sample_folder, tmp_path, store):
@@ -152,6 +203,70 @@ def test_find_links_every_photo_of_the_matching_person(store, sample_folder, tmp
     assert sorted(p.name for p in (tmp_path / "me").iterdir()) == ["obama2.jpg", "obama3.jpg"]
     assert found["added"] == 2
     assert cli_json("find", sample_folder / "obama.jpg", "--db", store, "-o", tmp_path / "me")["added"] == 0
+
+
+@pytest.fixture(scope="module")
+def obama_store(sample_folder, tmp_path_factory):
+    """A clustered store of Obama only: Biden is a stranger to it."""
+    folder = tmp_path_factory.mktemp("obama_photos")
+    for name in ("obama2.jpg", "obama3.jpg"):
+        shutil.copy(sample_folder / name, folder / name)
+    db = tmp_path_factory.mktemp("obama_store") / "faces.db"
+    scan(folder, db, workers=1, quiet=True)
+    api.cluster(db)
+    return db
+
+
+def test_find_on_a_stranger_adds_nothing_and_says_no_match(obama_store, sample_folder, tmp_path):
+    out = tmp_path / "biden"
+    found = cli_json("find", sample_folder / "biden.jpg", "--db", obama_store, "-o", out)
+    assert not found["match"] and found["person"] is None and found["matched_face"] is None
+    assert found["added"] == 0 and found["photos"] == [] and not out.exists()
+    assert found["nearest_face"]["l2"] > found["threshold"]["value"] and found["searched"] == 2
+    text = cli("find", sample_folder / "biden.jpg", "--db", obama_store, "-o", out)
+    assert text.exit_code == 0 and "No match" in text.output and "Nothing added" in text.output
+    assert "false-accept rate" in text.output and not out.exists()
+    member = cli_json("find", sample_folder / "obama.jpg", "--db", obama_store, "-o", out)
+    assert member["match"] and member["added"] == 2
+
+
+def stranger_setup(tmp_path):
+    """A clustered store of five_celebrity's training photos (links), a member's validation
+    photo and a stranger who looks like a member: a Jurassic Park actor whose nearest face,
+    Elton John's, is closer than the old equal-error threshold (0.684)."""
+    source, other = dataset("five_celebrity"), dataset("jurassic_park")
+    folder = tmp_path / "train"
+    for person in sorted(p for p in source.iterdir() if p.is_dir()):
+        (folder / person.name).mkdir(parents=True)
+        for photo in person.glob("train_*.jpg"):
+            (folder / person.name / photo.name).symlink_to(photo)
+    db = tmp_path / "faces.db"
+    scan(folder, db, workers=1, quiet=True)
+    api.cluster(db)
+    return db, source / "elton_john" / "val_1.jpg", other / "john_hammond" / "00000005.jpg"
+
+
+def test_a_look_alike_stranger_is_no_match_for_find_similar_and_compare(tmp_path):
+    db, member, stranger = stranger_setup(tmp_path)
+    out = tmp_path / "found"
+    found = cli_json("find", stranger, "--db", db, "-o", out, "--largest")
+    limit = found["threshold"]
+    assert limit["source"] == "store" and limit["pairs"] >= sim.pairs_needed()
+    assert limit["false_accept"] <= 1e-3 and limit["accepted"] <= 1
+    assert not found["match"] and found["added"] == 0 and not out.exists()
+    assert limit["value"] < found["nearest_face"]["l2"] < 0.684  # matched before: the issue
+    text = cli("find", stranger, "--db", db, "-o", out, "--largest").output
+    assert "No match" in text and "accepts at most 1 in 1," in text and f"{limit['pairs']:,} pairs" in text
+
+    similar = cli_json("similar", stranger, "--db", db, "--largest", "--top", 5)
+    assert not any(m["same_person"] for m in similar["faces"] + similar["people"])
+    nearest = found["nearest_face"]["photo"]
+    compared = cli_json("compare", stranger, nearest, "--db", db, "--largest")
+    assert not compared["same_person"] and compared["threshold"] == limit
+
+    matched = cli_json("find", member, "--db", db, "-o", out)
+    assert matched["match"] and matched["threshold"] == limit
+    assert matched["added"] >= 10 and all("/elton_john/" in p for p in matched["photos"])
 
 
 def test_bad_input_gets_a_message_not_a_traceback(sample_folder, tmp_path):

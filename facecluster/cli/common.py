@@ -43,14 +43,15 @@ def output_options(func):
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")(func)
 
 
-def emit(as_json: bool, quiet: bool, data, text: str) -> None:
-    """Print ``data`` as JSON, or else ``text`` unless ``quiet``.
+def emit(as_json: bool, quiet: bool, data, text: str, answer: bool = False) -> None:
+    """Print ``data`` as JSON, or else ``text`` unless ``quiet``; an ``answer`` (what a query
+    command was asked for: the people, the questions, a verdict) is printed even when quiet.
 
     Names that are not valid UTF-8 are printed escaped (``\\udce9``), never a crash.
     """
     if as_json:
         click.echo(json.dumps(data, indent=2, default=_json_value))
-    elif not quiet:
+    elif answer or not quiet:
         click.echo(printable(text))
 
 

@@ -38,7 +38,8 @@ def query_options(func):
                      help="Face detector for the query [default: the store's, else hog]."),
         embedder_option(None, "Embedding model [default: the store's, else dlib]."),
         click.option("--threshold", type=POSITIVE, default=None,
-                     help="Same-person L2 threshold [default: calibrated on the store]."),
+                     help="Same-person L2 threshold [default: the one that accepts at most 1 in "
+                          "1,000 pairs of different people in the store]."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -75,15 +76,14 @@ def _store_options(db: Path, detector, embedder) -> ScanOptions:
 
 
 def _threshold(collection: sim.Collection, given: float | None, model: str) -> sim.Threshold:
-    if given is not None:
-        return sim.given_threshold(given)
+    """The same-person threshold and its false-accept rate, measured on the collection."""
     if collection.kind == "gallery":
-        what = "the gallery's identity folders"
+        what = "the gallery (its identity folders)"
     elif any(label is not None for label in collection.labels):
-        what = f"{collection.db}'s latest clustering"
+        what = f"{collection.db} (its latest clustering)"
     else:
-        what = f"{collection.db} (not clustered yet: run facecluster cluster)"
-    return sim.calibrate(collection.X, collection.labels, model, what)
+        what = f"{collection.db} (not clustered yet, so only faces sharing a photo count)"
+    return sim.calibrate(collection.X, collection.labels, model, what, collection.shots, given)
 
 
 def _query(photo: Path, options: ScanOptions, face: int | None, largest: bool):
@@ -104,7 +104,7 @@ def _face_line(photo: Path, faces, chosen) -> str:
 
 
 def _threshold_line(threshold: sim.Threshold) -> str:
-    return f"Same person when L2 <= {threshold.value:.3f} ({threshold.source}: {threshold.note})"
+    return f"Same person only when L2 <= {threshold.value:.3f}: {threshold.note}"
 
 
 def _face_table(matches: list[dict]) -> list[str]:
@@ -172,7 +172,7 @@ def similar(photo, db, gallery, top, face, largest, detector, embedder, threshol
         lines += [f"Nearest {kind} (best and mean L2 over their faces):", *_identity_table(identities)]
     if montage is not None:
         lines.append(f"Montage: {montage}")
-    emit(as_json, quiet, data, "\n".join(lines))
+    emit(as_json, quiet, data, "\n".join(lines), answer=True)
 
 
 def _write_montage(db: Path, chosen, matches: list[dict], path: Path) -> None:
@@ -200,7 +200,8 @@ def _write_montage(db: Path, chosen, matches: list[dict], path: Path) -> None:
 def find(photo, db, output, face, largest, detector, embedder, threshold, link, quiet, as_json):
     """Put every photo of the person in PHOTO into OUTPUT.
 
-    The person is the one of the nearest stored face within the same-person threshold.
+    The person is the one of the nearest stored face within the same-person threshold; when
+    no stored face of a person is that close, the answer is "no match" and nothing is added.
     """
     with friendly_errors():
         db = _existing_store(db)
@@ -211,21 +212,31 @@ def find(photo, db, output, face, largest, detector, embedder, threshold, link, 
         limit = _threshold(collection, threshold, chosen.model)
         matches = sim.rank_faces(chosen.embedding, collection, limit.value)
         match = sim.person_match(matches)
-        if match is None:
-            raise click.ClickException(
-                f"nobody in {db} matches: the nearest face is at L2 {matches[0]['l2']:.3f}, above "
-                f"the threshold {limit.value:.3f} ({limit.source})")
         photos = sorted({p for p, person in zip(collection.photos, collection.people)
-                         if person == match["person_id"]})
-        added = link_photos(photos, output, link or "symlink")
+                         if match is not None and person == match["person_id"]})
+        added = link_photos(photos, output, link or "symlink") if match is not None else 0
     data = {"query": {"photo": str(photo), "face": _number(faces, chosen), "faces": len(faces)},
-            "person": match["label"], "person_id": match["person_id"], "matched_face": match,
-            "threshold": asdict(limit), "photos": photos, "added": added, "output": str(output)}
-    emit(as_json, quiet, data, "\n".join([
-        f"Query {_face_line(photo, faces, chosen)}", _threshold_line(limit),
-        f"Matches {match['label']}: face {match['face_id']} at L2 {match['l2']:.3f} "
-        f"(cosine {match['cosine']:.3f}) in {match['photo']}",
-        f"{plural(len(photos), 'photo')} of {match['label']}: {added} added to {output}"]))
+            "match": match is not None, "person": match and match["label"],
+            "person_id": match and match["person_id"], "matched_face": match,
+            "nearest_face": matches[0], "searched": len(matches), "threshold": asdict(limit),
+            "photos": photos, "added": added, "output": str(output)}
+    emit(as_json, quiet, data, "\n".join([f"Query {_face_line(photo, faces, chosen)}",
+                                          *_find_lines(match, matches, photos, added, output),
+                                          _threshold_line(limit)]), answer=True)
+
+
+def _find_lines(match: dict | None, matches: list[dict], photos: list[str], added: int,
+                output: Path) -> list[str]:
+    """What ``find`` found: the person and the photos added, or "no match" and the nearest face."""
+    if match is None:
+        nearest = matches[0]
+        verdict = (f"No match: nobody among the {plural(len(matches), 'face')} searched is this "
+                   f"person; the nearest ({nearest['label'] or 'unknown'}, face "
+                   f"{nearest['face_id']}) is at L2 {nearest['l2']:.3f}")
+        return [verdict, f"Nothing added to {output}"]
+    verdict = (f"Matches {match['label']}: face {match['face_id']} at L2 {match['l2']:.3f} "
+               f"(cosine {match['cosine']:.3f}) in {match['photo']}")
+    return [verdict, f"{plural(len(photos), 'photo')} of {match['label']}: {added} added to {output}"]
 
 
 def link_photos(photos: list[str], folder: Path, link: str) -> int:
@@ -268,23 +279,23 @@ def compare(photo_a, photo_b, face_a, face_b, largest, db, detector, embedder, t
         l2, cosine = (float(v[0]) for v in sim.distances(a.embedding, b.embedding[None]))
         limit = _compare_threshold(db, threshold, a.model)
     same = l2 <= limit.value
-    verdict = "same person" if same else "different people"
+    verdict = "same person" if same else "no match"
     data = {"a": {"photo": str(photo_a), "face": _number(faces_a, a), "faces": len(faces_a)},
             "b": {"photo": str(photo_b), "face": _number(faces_b, b), "faces": len(faces_b)},
             "l2": round(l2, 4), "cosine": round(cosine, 4), "same_person": same,
             "threshold": asdict(limit)}
     emit(as_json, quiet, data, "\n".join([
         f"A {_face_line(photo_a, faces_a, a)}", f"B {_face_line(photo_b, faces_b, b)}",
-        f"L2 distance {l2:.3f}, cosine distance {cosine:.3f}: {verdict}", _threshold_line(limit)]))
+        f"L2 distance {l2:.3f}, cosine distance {cosine:.3f}: {verdict}", _threshold_line(limit)]),
+         answer=True)
 
 
 def _compare_threshold(db: Path | None, given: float | None, model: str) -> sim.Threshold:
+    if db is not None:
+        return _threshold(sim.load_store(db, model), given, model)
     if given is not None:
         return sim.given_threshold(given)
-    if db is None:
-        value, origin = sim.published_threshold(model)
-        return sim.Threshold(value, "published", f"{origin}; give --db to calibrate on a store")
-    return _threshold(sim.load_store(db, model), None, model)
+    return sim.published(model, "no store to measure it on (give --db)")
 
 
 # -- map and graph ----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def people(db, quiet, as_json):
     lines += [f"{'':>6}  {'unknown':<24} {plural(unknown, 'face'):>11}",
               f"{'':>6}  {'rejected':<24} {plural(rejected, 'face'):>11}"]
     emit(as_json, quiet, {"people": rows, "unknown_faces": unknown, "rejected_faces": rejected},
-         "\n".join(lines))
+         "\n".join(lines), answer=True)
 
 
 @click.command()

@@ -33,11 +33,11 @@ def suggest(db, limit, quiet, as_json):
         names = store.people()
         now_in = {q.other: _person_of(store, q.other) for q in questions if q.kind == "face"}
     lines = [_describe(q, names, now_in.get(q.other)) for q in questions]
-    if questions:
-        lines.append(f"answer with: facecluster answer QUESTION yes|no|skip --db {db}")
-    else:
+    if not questions:
         lines.append("no questions: nothing left that looks worth asking")
-    emit(as_json, quiet, {"questions": [asdict(q) for q in questions]}, "\n".join(lines))
+    elif not quiet:
+        lines.append(f"answer with: facecluster answer QUESTION yes|no|skip --db {db}")
+    emit(as_json, quiet, {"questions": [asdict(q) for q in questions]}, "\n".join(lines), answer=True)
 
 
 @click.command()

@@ -129,7 +129,7 @@ def write_graph(db: str | os.PathLike, output: str | os.PathLike, people: bool =
     collection = load_store(db, model)
     chosen = sample_indices(len(collection.face_ids), limit, seed)
     calibrated = (given_threshold(threshold) if threshold is not None
-                  else calibrate(collection.X, collection.labels, model))
+                  else calibrate(collection.X, collection.labels, model, shots=collection.shots))
     build = people_graph if people else face_graph
     graph = build(collection, chosen, calibrated.value, k)
     positions = layout(graph, seed)

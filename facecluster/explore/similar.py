@@ -2,11 +2,13 @@
 
 A query photo is detected, aligned and embedded exactly like the store's photos
 (:func:`facecluster.scan.find_faces`), then compared with every stored face of the same
-embedding model. Whether two faces are "the same person" is decided by a threshold on the L2
-distance that is calibrated on the store itself (:func:`calibrate`): the equal-error point
-between the within-person and between-person distances of its latest clustering, or of a
-gallery's identity folders. With too few pairs it falls back to the embedder's published
-operating point (dlib: 0.6) and says so.
+embedding model. Two faces are called "the same person" only at a stated false-accept rate
+(:func:`calibrate`): the threshold on the L2 distance is read off the store's own pairs of
+faces that are certainly or by its clustering different people (two faces in one photo; faces
+of different people or gallery identities), so that at most 1 in 1,000 of them (at 95%
+confidence) falls within it. A store with too few such pairs gets the lower of dlib's 0.6 and
+its closest pair, with the weaker rate those pairs can show; a store with none, dlib's 0.6 with
+the rate stated as unknown.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ast
 import functools
 import hashlib
 import io
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +25,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy.spatial.distance import pdist
+from scipy.stats import beta
 
 from facecluster.scan import ScanOptions
 from facecluster.store import FaceRecord, Store
 
 # Published operating points: (threshold, where it comes from), by embedder model_id.
 PUBLISHED_THRESHOLDS = {
-    "dlib_resnet_v1": (0.6, "dlib's published operating point for its ResNet (99.38% on LFW)"),
+    "dlib_resnet_v1": (0.6, "dlib's published operating point for its ResNet (99.38% of LFW pairs right)"),
 }
 FALLBACK_THRESHOLD = 0.6
-MIN_PAIRS = 30  # fewer within- or between-person pairs than this: the calibration is noise
+FALSE_ACCEPT = 1e-3  # "same person" accepts at most 1 in 1,000 pairs of different people ...
+CONFIDENCE = 0.95  # ... at this confidence (a one-sided upper bound from the pairs measured)
 CALIBRATION_FACES = 3000  # larger stores are subsampled (seeded) before the O(n^2) pairs
 
 
@@ -45,18 +50,26 @@ class AmbiguousFace(QueryError):
 
 @dataclass
 class Threshold:
-    """A "same person" threshold on the L2 distance, and where it comes from.
+    """A "same person" threshold on the L2 distance, the false-accept rate it keeps, and where
+    both come from.
 
-    ``source`` is ``calibrated`` (equal-error point of the store's pairs), ``published`` (the
-    embedder's operating point) or ``given`` (the user's ``--threshold``).
+    ``source`` is ``store`` (read off the store's pairs of different people), ``published``
+    (the embedder's operating point: the store has no such pairs) or ``given`` (the user's
+    ``--threshold``). ``false_accept`` is the upper bound, at ``confidence``, of the share of
+    different-person pairs at or below ``value``, from the ``accepted`` of ``pairs`` measured
+    (``photo_pairs`` of them two faces of one photo); None when nothing was measured.
+    ``target`` is the rate asked for.
     """
 
     value: float
     source: str
     note: str
-    within_pairs: int = 0
-    between_pairs: int = 0
-    equal_error_rate: float | None = None
+    false_accept: float | None = None
+    pairs: int = 0
+    accepted: int = 0
+    photo_pairs: int = 0
+    target: float = FALSE_ACCEPT
+    confidence: float = CONFIDENCE
 
 
 @dataclass
@@ -64,7 +77,9 @@ class Collection:
     """Faces to search: embeddings with their photo, box and label (a person or an identity).
 
     ``people`` holds the store's person id per face (-1: none); ``labels`` the display name
-    (export folder name, or gallery identity folder), None for unknown faces.
+    (export folder name, or gallery identity folder), None for unknown faces; ``shots`` a
+    number per photo (per frame, for videos and animations): faces sharing one are different
+    people.
     """
 
     face_ids: np.ndarray
@@ -75,6 +90,7 @@ class Collection:
     people: np.ndarray
     kind: str  # "clustering" or "gallery"
     db: Path = field(default_factory=Path)
+    shots: np.ndarray | None = None
 
 
 # -- the query --------------------------------------------------------------------------------
@@ -203,34 +219,114 @@ def distances(query: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return l2, np.clip(cosine, 0.0, 2.0)
 
 
-def pair_distances(X: np.ndarray, labels, limit: int = CALIBRATION_FACES,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """L2 distances of all within-label and between-label pairs of labelled faces.
+def between_pairs(X: np.ndarray, labels, shots=None, limit: int = CALIBRATION_FACES,
+                  seed: int = 0) -> tuple[np.ndarray, int]:
+    """Sorted L2 distances of the pairs of faces that are different people, and how many of
+    them are two faces of one photo.
 
-    Faces labelled None are left out; above ``limit`` faces a seeded sample is used.
+    A pair counts when both faces are labelled and the labels differ, or when both faces share
+    a shot (one photo, or one frame of a video): those are different people whatever the
+    labels say. Faces that can be in no such pair are left out; above ``limit`` faces a
+    seeded sample is used.
 
     Examples
     --------
-    >>> X = np.array([[0.0], [0.1], [1.0]])
-    >>> pair_distances(X, ["a", "a", "b"])
-    (array([0.1]), array([1. , 0.9]))
+    >>> X = np.array([[0.0], [0.1], [1.0], [3.0]])
+    >>> between_pairs(X, ["a", "a", "b", None], shots=[0, 1, 2, 2])
+    (array([0.9, 1. , 2. ]), 1)
     """
-    keep = np.array([label is not None for label in labels], bool)
-    X = np.asarray(X, np.float64)[keep]
-    codes = np.unique(np.array([str(label) for label in labels], dtype=object)[keep],
-                      return_inverse=True)[1]
-    if len(X) > limit:
-        chosen = np.sort(np.random.default_rng(seed).choice(len(X), limit, replace=False))
-        X, codes = X[chosen], codes[chosen]
-    i, j = np.triu_indices(len(X), k=1)
-    d = pdist(X)  # condensed: the same (i, j) order as triu_indices
-    same = codes[i] == codes[j]
-    return d[same], d[~same]
+    people = _codes(labels)
+    shots = _codes(range(len(people)) if shots is None else shots)
+    shared = np.bincount(shots)[shots] > 1
+    keep = np.flatnonzero((people >= 0) | shared)
+    if len(keep) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, limit, replace=False))
+    people, shots = people[keep], shots[keep]
+    i, j = np.triu_indices(len(keep), k=1)
+    d = pdist(np.asarray(X, np.float64)[keep])  # condensed: the same (i, j) order as triu_indices
+    one_photo = shots[i] == shots[j]
+    between = one_photo | ((people[i] >= 0) & (people[j] >= 0) & (people[i] != people[j]))
+    return np.sort(d[between]), int(one_photo.sum())
+
+
+def _codes(values) -> np.ndarray:
+    """An integer per distinct value, numbered in sorted order of their text (None: -1)."""
+    values = list(values)
+    known = [v is not None for v in values]
+    codes = np.full(len(values), -1)
+    if any(known):
+        codes[known] = np.unique(np.array([str(v) for v, k in zip(values, known) if k], dtype=object),
+                                 return_inverse=True)[1]
+    return codes
+
+
+def false_accept_bound(accepted: int, pairs: int, confidence: float = CONFIDENCE) -> float | None:
+    """Upper bound, at ``confidence``, of the share of different-person pairs a threshold
+    accepts, when it accepted ``accepted`` of ``pairs`` measured (one-sided Clopper-Pearson);
+    None without pairs.
+
+    Examples
+    --------
+    >>> round(false_accept_bound(0, 2995), 6), round(false_accept_bound(0, 100), 4)
+    (0.001, 0.0295)
+    """
+    if pairs <= 0:
+        return None
+    if accepted >= pairs:
+        return 1.0
+    return float(beta.ppf(confidence, accepted + 1, pairs - accepted))
+
+
+def pairs_needed(rate: float = FALSE_ACCEPT, confidence: float = CONFIDENCE) -> int:
+    """The fewest different-person pairs that can show a false-accept rate of at most ``rate``
+    (none of them accepted).
+
+    Examples
+    --------
+    >>> pairs_needed(1e-3), pairs_needed(1e-2)
+    (2995, 299)
+    """
+    return math.ceil(math.log(1 - confidence) / math.log1p(-rate))
+
+
+def threshold_at_rate(between: np.ndarray, rate: float = FALSE_ACCEPT,
+                      confidence: float = CONFIDENCE) -> float | None:
+    """The largest threshold (4 decimals) whose false-accept bound, measured on the
+    different-person distances ``between``, is at most ``rate``; None when they are too few
+    (fewer than :func:`pairs_needed`).
+
+    The threshold lies just below the (a+1)-th smallest distance, a being the most accepted
+    pairs whose bound is still within ``rate``.
+
+    Examples
+    --------
+    >>> between = np.linspace(0.5, 1.5, 10_000)
+    >>> threshold_at_rate(between), threshold_at_rate(between[:100])
+    (0.5004, None)
+    """
+    between = np.sort(np.asarray(between, np.float64))
+    n = len(between)
+    accepted = np.arange(0, min(n, int(2 * n * rate) + 20))
+    bounds = beta.ppf(confidence, accepted + 1, n - accepted)
+    allowed = accepted[bounds <= rate]
+    if not len(allowed):
+        return None
+    return _just_below(between[allowed.max()])
+
+
+def _just_below(x: float) -> float:
+    """The largest multiple of 0.0001 strictly below ``x``."""
+    value = math.floor(x * 1e4) / 1e4
+    return round(value - 1e-4 if value >= x else value, 4)
 
 
 def equal_error_threshold(within: np.ndarray, between: np.ndarray) -> tuple[float, float]:
     """The threshold where the share of within-person pairs rejected (distance above it)
     equals the share of between-person pairs accepted (at or below it), and that rate.
+
+    Not what the commands use (at the equal-error point about one pair of different people
+    in 50 is called the same person: :func:`calibrate` keeps that to 1 in 1,000); kept to
+    compare with.
 
     Thresholds are tried half-way between consecutive observed distances, so separable
     distributions get the middle of the gap.
@@ -264,32 +360,81 @@ def published_threshold(model_id: str) -> tuple[float, str]:
     return FALLBACK_THRESHOLD, f"no published operating point for {model_id}; using dlib's 0.6"
 
 
-def calibrate(X: np.ndarray, labels, model_id: str, what: str = "the store's latest clustering",
-              min_pairs: int = MIN_PAIRS) -> Threshold:
-    """The "same person" threshold for these faces: the equal-error threshold of their
-    within- and between-label pair distances, or the published one when pairs are too few.
+def calibrate(X: np.ndarray, labels, model_id: str, what: str = "the store", shots=None,
+              given: float | None = None, rate: float = FALSE_ACCEPT) -> Threshold:
+    """The "same person" threshold for these faces, and the false-accept rate it keeps.
+
+    From the store's pairs of different people (:func:`between_pairs`): the threshold at
+    ``rate`` (:func:`threshold_at_rate`); with too few pairs, the lower of the published point
+    and just below the closest pair; with none, the published point (rate unknown). A
+    ``given`` threshold is kept, and its rate measured on the same pairs.
 
     Examples
     --------
-    >>> calibrate(X, labels, "dlib_resnet_v1").value  # doctest: +SKIP
-    0.5712
+    >>> t = calibrate(X, labels, "dlib_resnet_v1", shots=shots)  # doctest: +SKIP
+    >>> t.value, t.false_accept, t.pairs  # doctest: +SKIP
+    (0.5798, 0.0009, 5266)
     """
-    within, between = pair_distances(X, labels)
-    if min(len(within), len(between)) < min_pairs:
-        value, origin = published_threshold(model_id)
-        return Threshold(value, "published",
-                         f"{origin}; {what} has too few pairs to calibrate ({len(within)} "
-                         f"within-person, {len(between)} between-person, need {min_pairs} of each)",
-                         len(within), len(between))
-    value, rate = equal_error_threshold(within, between)
-    return Threshold(value, "calibrated",
-                     f"equal-error threshold of {len(within)} within-person and {len(between)} "
-                     f"between-person distances in {what} (error rate {rate:.1%} each way)",
-                     len(within), len(between), rate)
+    between, in_photo = between_pairs(X, labels, shots)
+    if given is not None:
+        value, source = float(given), "given"
+    elif not len(between):
+        return published(model_id, f"{what} has no pairs of faces of different people", rate)
+    else:
+        value, source = threshold_at_rate(between, rate), "store"
+        if value is None:
+            value = min(published_threshold(model_id)[0], _just_below(between[0]))
+    accepted = int(np.searchsorted(between, value, side="right"))
+    threshold = Threshold(value, source, "", false_accept_bound(accepted, len(between)),
+                          len(between), accepted, in_photo, rate)
+    threshold.note = rate_note(threshold, what)
+    return threshold
+
+
+def rate_note(threshold: Threshold, what: str) -> str:
+    """What a threshold accepts, measured where: the sentence every command prints."""
+    t = threshold
+    if t.false_accept is None:
+        return f"--threshold {t.value}; its false-accept rate is unknown: {what} has no pairs to measure it"
+    of = " of" if t.false_accept >= 0.1 else ""
+    rate = (f"accepts at most {share(t.false_accept)}{of} different-person pairs "
+            f"({t.confidence:.0%} confidence)")
+    pairs = (f"{t.pairs:,} pairs of different people in {what}, "
+             f"{t.photo_pairs:,} of them two faces of one photo")
+    if t.source == "given":
+        return f"--threshold {t.value} {rate}: {t.accepted:,} of {pairs} are within it"
+    if t.false_accept <= t.target:
+        return f"{rate}, measured on {pairs}"
+    return (f"{rate}: only {pairs}; {pairs_needed(t.target, t.confidence):,} are needed to show "
+            f"{share(t.target)}, so the lower of dlib's {FALLBACK_THRESHOLD} and the closest pair")
+
+
+def share(rate: float) -> str:
+    """A rate in words: "1 in 1,000" (rounded down to two digits), or a percentage from 10%.
+
+    Examples
+    --------
+    >>> share(0.001), share(0.000998), share(0.0161), share(0.776)
+    ('1 in 1,000', '1 in 1,000', '1 in 62', '78%')
+    """
+    if rate >= 0.1:
+        return f"{rate:.0%}"
+    n = (1 / rate) * (1 + 1e-9)
+    step = 10 ** max(0, int(math.log10(n)) - 1)
+    return f"1 in {int(n // step * step):,}"
 
 
 def given_threshold(value: float) -> Threshold:
-    return Threshold(float(value), "given", f"--threshold {value}")
+    """The user's ``--threshold`` where there are no pairs to measure its rate on."""
+    return Threshold(float(value), "given",
+                     f"--threshold {value}; its false-accept rate is unknown without a store")
+
+
+def published(model_id: str, why: str, rate: float = FALSE_ACCEPT) -> Threshold:
+    """The embedder's published point, its false-accept rate unknown because of ``why``."""
+    value, origin = published_threshold(model_id)
+    return Threshold(value, "published", f"{origin}; its false-accept rate here is unknown: {why}",
+                     target=rate)
 
 
 # -- the collection ---------------------------------------------------------------------------
@@ -317,8 +462,10 @@ def load_store(db: str | os.PathLike, model_id: str) -> Collection:
         folders = _folder_names(_groups(store), store.people())
     people = np.array([assigned.get(int(f), (None, 0))[0] or -1 for f in face_ids])
     labels = [folders.get(int(p)) if p >= 0 else None for p in people]
+    shots = _codes((rows[int(f)]["media_id"], rows[int(f)]["time"]) for f in face_ids)
     return Collection(face_ids, X, [rows[int(f)]["path"] for f in face_ids],
-                      [_box(rows[int(f)]) for f in face_ids], labels, people, "clustering", Path(db))
+                      [_box(rows[int(f)]) for f in face_ids], labels, people, "clustering", Path(db),
+                      shots)
 
 
 def load_gallery(db: str | os.PathLike, root: str | os.PathLike, model_id: str) -> Collection:
@@ -343,7 +490,7 @@ def load_gallery(db: str | os.PathLike, root: str | os.PathLike, model_id: str) 
     return Collection(collection.face_ids[keep], collection.X[keep],
                       [collection.photos[i] for i in keep], [collection.boxes[i] for i in keep],
                       [identity[collection.photos[i]] if i in labelled else None for i in keep],
-                      np.full(len(keep), -1), "gallery", Path(db))
+                      np.full(len(keep), -1), "gallery", Path(db), collection.shots[keep])
 
 
 def identity_of(photo: Path, root: Path) -> str | None:
