@@ -187,6 +187,31 @@ def test_corrections_in_the_browser_hold_after_another_run(page, review):
     assert (output / "Barack").is_dir() and (output / "Obama_B").is_dir()
 
 
+def test_enter_on_a_partial_name_asks_which_person(page, review):
+    """In the move dialog, Enter on text that only starts people's names creates nobody: it
+    asks for a choice; choosing from the list then moves the face."""
+    server, _, output = review
+    with Store(output / "faces.db") as store:
+        person = max(P.list_people(store), key=lambda p: p.faces)
+        P.name_person(store, person.id, "Anna Smith")
+        P.move_faces(store, P.person_faces(store, person.id)[-1:], None, "Annie Jones")
+        people_before = len(P.list_people(store))
+    open_person(page, server.url, "Anna Smith")
+    page.locator(".chip").first.locator(".check").click()
+    page.locator("[data-selection=move]").click()
+    box = page.locator("#move-dialog input")
+    box.fill("Ann")
+    expect(page.locator("#move-dialog .suggestions li").filter(has_text="Annie Jones")).to_be_visible()
+    box.press("Enter")
+    expect(page.locator("#move-dialog .form-error")).to_contain_text("Choose a person")
+    expect(page.locator("#move-dialog")).to_be_visible()
+    with Store(output / "faces.db") as store:
+        assert len(P.list_people(store)) == people_before  # nobody called "Ann" was made
+    page.locator("#move-dialog .suggestions li").filter(has_text="Annie Jones").click()
+    page.locator("#move-dialog button.primary").click()
+    toast(page, "Moved 1 face to Annie Jones")
+
+
 def test_people_page_on_a_phone_search_and_update_folders(browser, review, request):
     server, _, output = review
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)

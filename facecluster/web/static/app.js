@@ -410,6 +410,14 @@
     input.addEventListener("blur", () => setTimeout(close, 150));
     input.addEventListener("keydown", (e) => {
       if (list.hidden || !items.length) return;
+      // Enter on a partial name that several people (or one) start with: ask which one, rather
+      // than create a new person nobody chose.
+      if (e.key === "Enter" && active < 0 && !input.dataset.exact && !input.dataset.person && items.some((item) => !item.new)) {
+        e.preventDefault();
+        highlight(0);
+        formError(input.form, "Choose a person from the list (↑ ↓ then Enter), or “New person” to create one.");
+        return;
+      }
       if (e.key === "ArrowDown") { e.preventDefault(); highlight(active + 1); }
       else if (e.key === "ArrowUp") { e.preventDefault(); highlight(active - 1); }
       else if (e.key === "Enter" && active >= 0) { e.preventDefault(); pick(active); }
