@@ -19,25 +19,33 @@ DEFAULT_DB_NAME = "faces.db"
 
 
 def cluster(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM, features=None,
-            feature_params: dict | None = None, **params) -> ClusterReport:
+            feature_params: dict | None = None, full: bool = False, **params) -> ClusterReport:
     """Group the stored faces by person and save the result (people keep their ids).
 
     Faces of one photo are always different people; faces of one video track are always one;
     every correction the user made holds (see :mod:`facecluster.store.people`).
 
+    When the store was clustered before with the same (default) algorithm, parameters and
+    embedding model, only the faces added since are placed: they join the people who exist or
+    form new ones, and no existing person changes (``report.mode == "incremental"``).
+    ``full=True`` clusters every face again.
+
     Examples
     --------
     >>> cluster("faces.db", "chinese-whispers", threshold=0.5)  # doctest: +SKIP
     ClusterReport(algorithm='chinese-whispers', ..., people=12, unknown=30)
+    >>> cluster("faces.db").mode  # after new photos were scanned            # doctest: +SKIP
+    'incremental'
     """
-    return cluster_collection(db, algorithm, features, feature_params, **params)
+    return cluster_collection(db, algorithm, features, feature_params, full=full, **params)
 
 
 def run(photos: str | os.PathLike, output: str | os.PathLike, db: str | os.PathLike | None = None,
         options: ScanOptions | None = None, algorithm: str = DEFAULT_ALGORITHM,
         cluster_params: dict | None = None, link: str = "symlink", workers: int | None = None,
-        quiet: bool = False, video=None) -> tuple[ScanReport, ClusterReport, Path]:
-    """Scan ``photos``, cluster, and export one folder per person into ``output``.
+        quiet: bool = False, video=None) -> tuple[ScanReport, ClusterReport, dict]:
+    """Scan ``photos``, cluster, and export one folder per person into ``output``; returns the
+    scan and cluster reports and the export's summary (its ``report`` is the HTML report's path).
 
     ``photos`` may also be a video file, a folder of photos and videos, ``webcam:N`` or a
     stream URL; ``video`` (:class:`facecluster.video.VideoOptions`) says how to sample them.
@@ -57,4 +65,4 @@ def run(photos: str | os.PathLike, output: str | os.PathLike, db: str | os.PathL
     summary = export(db, output, link=link, quiet=quiet)
     if video is not None and video.annotate:
         videos.annotate_source(db, photos, video.annotate, summary, scan_report, quiet)
-    return scan_report, cluster_report, output
+    return scan_report, cluster_report, summary

@@ -93,7 +93,8 @@ def _export_into(out: OutputFolder, db, link: str, grid: int, quiet: bool) -> di
     try:
         with Store(db) as store, _snapshot(store), _export_errors(out.path):  # not the store's
             summary = _write_export(store, out, stage, link, grid, quiet)
-        out.swap_in(stage)
+        placed = out.swap_in(stage)
+        summary["report"] = str(out.path / placed.get("index.html", "index.html"))
     except BaseException:
         with suppress(OSError):  # keep the first error: it says what went wrong
             out.drop_staging(stage)
@@ -454,8 +455,9 @@ class OutputFolder:
             raise
         return stage
 
-    def swap_in(self, stage: Path) -> None:
-        """Replace the previous export with the staged one."""
+    def swap_in(self, stage: Path) -> dict:
+        """Replace the previous export with the staged one; returns {staged path: final path}
+        (``index.html`` may land as ``index_2.html`` beside a user's own)."""
         staged = _claims_below(self.fd, (stage.name,))
         self.claims += staged
         self.save(verify=False)  # from here on, a crash leaves everything of ours listed
@@ -464,6 +466,7 @@ class OutputFolder:
         moved = self._place(stage.name, ())
         self.claims += [_moved(c, moved) for c in staged]
         self.drop_staging(stage)
+        return moved
 
     def _place(self, stage: str, rel: tuple) -> dict:
         """Move the staged entries below ``rel`` into the output folder; merge into a folder of

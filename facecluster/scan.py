@@ -1,8 +1,9 @@
 """Scan a photo collection into the store: find -> decode -> detect -> align -> embed -> save.
 
-Photos are processed by a pool of worker processes (one per core by default); the main
-process alone writes to the store, one transaction per file, so a killed run keeps every
-finished file and a re-run reads only new or changed files.
+Photos are processed by a pool of worker processes (one per core by default), or by the
+workers of a Dask cluster (``dask=``, see docs/dask.md); the main process alone writes to the
+store, one transaction per file, so a killed run keeps every finished file and a re-run reads
+only new or changed files.
 
 What a scan reports (:class:`ScanReport`): every file it could not use, on every run (a file
 that failed before and has not changed is listed again with its stored reason), including
@@ -14,11 +15,14 @@ is kept.
 
 from __future__ import annotations
 
+import contextvars
 import multiprocessing
 import os
+import threading
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -109,26 +113,42 @@ class ScanReport:
 
 def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | None = None,
          workers: int | None = None, exclude: list[Path] | None = None,
-         quiet: bool = False) -> ScanReport:
+         quiet: bool = False, dask=None) -> ScanReport:
     """Find and embed every face in the photos below ``root``, storing them in ``db``.
+
+    ``dask`` sends detection and embedding to the workers of a Dask cluster instead of local
+    processes (``workers`` is then ignored): a scheduler address (``"tcp://host:8786"``) or a
+    ``distributed.Client``. The workers must see the photos at the paths this machine sees and
+    run the same facecluster version (docs/dask.md); this process alone writes the store, as it
+    does for a local scan. Problems with the cluster raise :class:`DaskError` before anything is
+    written (no scheduler, no workers, another version) or stop the scan keeping every photo
+    finished so far (the scheduler lost, a worker that cannot see the photos).
 
     Examples
     --------
     >>> report = scan("~/Pictures", "faces.db")  # doctest: +SKIP
     >>> report.faces, len(report.errors)
     (1423, 2)
+    >>> scan("/mnt/photos", "faces.db", dask="tcp://10.0.0.5:8786")  # doctest: +SKIP
     """
     started = time.perf_counter()
     options = options or ScanOptions()
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"no such file or folder: {root}")
+    with dask_client(dask if dask is not None else _default_dask.get()) as client:
+        return _scan(root, db, options, workers, exclude, quiet, client, started)
+
+
+def _scan(root: Path, db, options: ScanOptions, workers: int | None, exclude, quiet: bool, client,
+          started: float) -> ScanReport:
     report = ScanReport(root=str(root), detect_megapixels=_megapixels(options))
     with Store(db) as store:
         fingerprint = options.fingerprint()
         rescan_all = store.meta("scan_options") not in (None, fingerprint)
         store.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan_options', ?)", (fingerprint,))
-        run_id = store.start_run("scan", {"root": str(root), **asdict(options)})
+        where = {"dask": client.scheduler.address} if client is not None else {}
+        run_id = store.start_run("scan", {"root": str(root), **asdict(options), **where})
         skipped: list[tuple[Path, str]] = []
         paths = find_photos(root, exclude=exclude, skipped=skipped)
         report.photos = len(paths)
@@ -138,7 +158,7 @@ def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | 
             present = {media_path(p) for p in paths + [path for path, _ in skipped]}
             report.missing = store.mark_missing(present, str(root.resolve()))
         with progress_bar("Finding faces", len(todo), quiet) as advance, \
-                closing(_process_all(todo, options, workers)) as results:  # closing: stop workers on error
+                closing(_process_all(todo, options, workers, client)) as results:  # stops workers on error
             for result in results:
                 faces = result.pop("faces")
                 store.save_media(run_id=run_id, faces=faces, **result)
@@ -252,17 +272,32 @@ def _hash_or_none(path: Path) -> str | None:
 
 
 # -- worker side ------------------------------------------------------------------------------
-_worker: dict = {}
+_local = threading.local()
+
+
+def _models() -> dict:
+    """This thread's options, detector and embedder: one set per worker process of a local
+    scan, and per thread of a Dask worker (dlib's detectors keep scratch state, so threads
+    must not share one)."""
+    if not hasattr(_local, "models"):
+        _local.models = {}
+    return _local.models
 
 
 def _init_worker(options: ScanOptions) -> None:
     cv2.setNumThreads(1)
-    _worker["options"] = options
-    _worker["detector"] = get_detector(options.detector or PHOTO_DETECTOR)
-    _worker["embedder"] = get_embedder(options.embedder, options.jitter)
+    models = _models()
+    models["options"] = options
+    models["detector"] = get_detector(options.detector or PHOTO_DETECTOR)
+    models["embedder"] = get_embedder(options.embedder, options.jitter)
 
 
-def _process_all(todo, options: ScanOptions, workers: int | None):
+def _process_all(todo, options: ScanOptions, workers: int | None, client=None):
+    """Results of :func:`_process_photo` for every item of ``todo``, in the order they finish:
+    from local worker processes, or from the Dask cluster of ``client``."""
+    if client is not None:
+        yield from _process_on_dask(todo, options, client)
+        return
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(todo) < 2:
         _init_worker(options)
@@ -277,14 +312,310 @@ def _process_photo(item: tuple[str, int, float, str | None]) -> dict:
     path, size, mtime, digest = item
     result = {"path": path, "size": size, "mtime": mtime, "digest": digest, "faces": []}
     try:
-        faces, (width, height) = find_faces(path, _worker["detector"], _worker["embedder"],
-                                            _worker["options"])
+        models = _models()
+        faces, (width, height) = find_faces(path, models["detector"], models["embedder"],
+                                            models["options"])
         result.update(faces=faces, width=width, height=height)
     except MediaError as exc:
         result["error"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - one odd photo must not stop a 100,000-photo scan
         result["error"] = f"{type(exc).__name__}: {exc}"
     return result
+
+
+# -- Dask: the same work on the workers of a cluster ------------------------------------------
+DASK_CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler, and to wait for a first worker
+DASK_TASKS_PER_THREAD = 3  # photos in flight per worker thread: none idles, the client's memory is bounded
+DASK_INSTALL = "pip install 'facecluster[dask]'"
+DASK_DOCS = "see docs/dask.md"
+_default_dask: contextvars.ContextVar = contextvars.ContextVar("facecluster_dask", default=None)
+
+
+class DaskError(RuntimeError):
+    """The Dask cluster cannot do the scan; the message is one sentence that says why and what
+    to do. Raised before anything is written, or, once the scan runs, with every photo finished
+    so far kept in the store."""
+
+
+class _NotShared(Exception):
+    """Raised on a Dask worker that cannot find a photo: the client decides whether the photo
+    vanished (``result`` is then stored, as a local scan would) or the worker does not share the
+    photos' folder."""
+
+    def __init__(self, worker: str, result: dict):
+        super().__init__(worker, result)
+        self.worker, self.result = worker, result
+
+
+class _OtherVersion(Exception):
+    """Raised on a Dask worker (one that joined after the scan's check) with another version."""
+
+    def __init__(self, who: str, version: str):
+        super().__init__(who, version)
+        self.who, self.version = who, version
+
+
+def installed_version() -> str:
+    """facecluster's installed version ("unknown" when run from a source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("facecluster")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@contextmanager
+def dask_client(dask):
+    """A checked ``distributed.Client`` for ``dask`` (a scheduler address, connected here and
+    closed after the block; or a Client, used as it is), or None for None. Raises
+    :class:`DaskError` when the scheduler cannot be reached, has no workers, or a worker runs
+    another facecluster version."""
+    if dask is None:
+        yield None
+    elif isinstance(dask, (str, os.PathLike)):
+        client = connect_dask(str(dask))
+        try:
+            yield client
+        finally:
+            client.close()
+    else:
+        _check_cluster(dask)
+        yield dask
+
+
+@contextmanager
+def dask_scans(dask):
+    """Every :func:`scan` inside this block that is given no ``dask`` of its own (also those
+    that :func:`facecluster.api.run` and video scans start) uses the cluster at ``dask`` (an
+    address or a Client), connected once, on entering: ``facecluster run --dask``."""
+    with dask_client(dask) as client:
+        token = _default_dask.set(client)
+        try:
+            yield client
+        finally:
+            _default_dask.reset(token)
+
+
+def connect_dask(address: str):
+    """A ``distributed.Client`` connected to the scheduler at ``address`` and checked (see
+    :func:`dask_client`)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise DaskError(f"scanning on a Dask cluster needs the Dask extra: {DASK_INSTALL}") from None
+    unreachable = DaskError(f"cannot reach a Dask scheduler at {address}: start one there with "
+                            f"`dask scheduler` and check the address and port ({DASK_DOCS})")
+    try:
+        _reachable(address)
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+    except ValueError:
+        raise DaskError(f"{address!r} is not a Dask scheduler address: give tcp://HOST:8786") from None
+    except Exception:  # noqa: BLE001 - refused, unknown host, timed out: all say the same to a user
+        raise unreachable from None
+    try:
+        _check_cluster(client)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _reachable(address: str) -> None:
+    """Raises ValueError for an address that is not one, and another exception when no Dask
+    scheduler answers there within :data:`DASK_CONNECT_TIMEOUT`.
+
+    Checked before a Client is made: a Client retries a refused connection until its timeout,
+    and one that failed to connect holds the interpreter for 20 s at exit."""
+    import asyncio
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.core import rpc
+
+    scheme, location = parse_address(address)
+    if scheme != "tcp":  # tls:// needs the security settings only a Client reads
+        return
+    host, port = parse_host_port(location)
+    socket.create_connection((host, port), timeout=DASK_CONNECT_TIMEOUT).close()
+
+    async def identity() -> dict:
+        scheduler = rpc(address, timeout=DASK_CONNECT_TIMEOUT)
+        try:
+            return await scheduler.identity()
+        finally:
+            await scheduler.close_rpc()
+
+    with ThreadPoolExecutor(1) as thread:  # a thread of its own: the caller may run an event loop
+        answer = thread.submit(asyncio.run, asyncio.wait_for(identity(), DASK_CONNECT_TIMEOUT)).result()
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise OSError(f"no Dask scheduler at {address}")
+
+
+def _check_cluster(client) -> None:
+    """At least one worker, and every worker has this facecluster version."""
+    address = client.scheduler.address
+    try:
+        client.wait_for_workers(1, timeout=DASK_CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise DaskError(f"no Dask workers are connected to the scheduler at {address}: start them "
+                        f"with `dask worker {address} --nthreads 1` ({DASK_DOCS})") from None
+    mine = installed_version()
+    versions = client.get_versions(packages=["facecluster"])
+    machines = [(f"worker at {worker}", info) for worker, info in sorted(versions["workers"].items())]
+    for who, info in machines + [(f"scheduler at {address}", versions.get("scheduler"))]:
+        theirs = ((info or {}).get("packages") or {}).get("facecluster")
+        if theirs != mine:  # the scheduler too: it unpickles the tasks, so imports facecluster
+            raise DaskError(_version_sentence(who, theirs, mine))
+
+
+def _version_sentence(who: str, theirs: str | None, mine: str) -> str:
+    """``who``: "worker at ADDRESS" or "scheduler at ADDRESS"."""
+    if theirs is None:
+        return (f"facecluster is not installed on the Dask {who}: install facecluster {mine} on the "
+                f"scheduler and every worker ({DASK_DOCS})")
+    return (f"the Dask {who} has facecluster {theirs} and this machine {mine}: install the same "
+            f"version on the scheduler and every worker, and restart them ({DASK_DOCS})")
+
+
+def _dask_photo(item: tuple[str, int, float, str | None], options: ScanOptions, version: str) -> dict:
+    """:func:`_process_photo` on a Dask worker: models are loaded once per worker thread and kept
+    for later photos and scans with the same options."""
+    from distributed import get_worker
+
+    _dask_models(options, version)
+    result = _process_photo(item)
+    if result.get("error") and not os.path.lexists(item[0]):
+        raise _NotShared(get_worker().address, result)
+    return result
+
+
+def _dask_models(options: ScanOptions, version: str) -> dict:
+    """This worker thread's models for ``options``; refuses a client of another version."""
+    if version != installed_version():
+        from distributed import get_worker
+
+        raise _OtherVersion(f"worker at {get_worker().address}", installed_version())
+    models = _models()
+    if models.get("options") != options:
+        _init_worker(options)
+    return models
+
+
+def _dask_warm(options: ScanOptions, version: str) -> None:
+    """Load every model the scan uses, converting it to ONNX if this machine has not yet."""
+    models = _dask_models(options, version)
+    embedder, detector = models["embedder"], models["detector"]
+    embedder.embed(np.zeros((1, embedder.chip_size, embedder.chip_size, 3), np.uint8))
+    for lazy in ("_session", "_sessions"):  # the ONNX detectors' converted weights
+        getattr(detector, lazy, None)
+    if detector.name in FINER_PASS_AFTER:
+        _small_detector()
+
+
+def _dask_warm_up(client, options: ScanOptions, version: str) -> None:
+    """Models loaded by one worker of each machine before the photos are sent: the machine's
+    other worker processes then find them converted in its cache, rather than all converting
+    them at the same time. A worker that cannot run the scan stops it here."""
+    from distributed import as_completed
+    from distributed.comm import get_address_host
+
+    first = {}
+    for worker in sorted(client.nthreads()):
+        first.setdefault(get_address_host(worker), worker)
+    futures = [client.submit(_dask_warm, options, version, workers=[worker], allow_other_workers=True,
+                             pure=False) for worker in first.values()]
+    for _, outcome in as_completed(futures, loop=client.loop, with_results=True, raise_errors=False):
+        if outcome is not None:
+            raise _dask_failure(outcome, client)
+
+
+def _process_on_dask(todo, options: ScanOptions, client):
+    """Results of the photos in ``todo`` from the cluster's workers, in the order they finish.
+
+    Photos are submitted a few per worker thread at a time (:data:`DASK_TASKS_PER_THREAD`) and
+    topped up as results arrive, so that a million photos never sit in the client's memory and
+    every result reaches the store as soon as it is back. Stopping (an error, Ctrl-C, the
+    generator closed) cancels the photos still on the cluster."""
+    from distributed import as_completed
+
+    if not todo:
+        return
+    version = installed_version()
+    _dask_warm_up(client, options, version)
+    items = iter(todo)
+    pending: dict = {}  # future -> item
+    in_flight, checked = _dask_in_flight(client), time.monotonic()
+
+    def submit(batch) -> list:
+        futures = client.map(_dask_photo, batch, options=options, version=version, pure=False)
+        pending.update(zip(futures, batch))
+        return futures
+
+    finished = as_completed(submit(list(islice(items, in_flight))), loop=client.loop,
+                            with_results=True, raise_errors=False)
+    try:
+        for future, outcome in finished:
+            item = pending.pop(future)
+            yield _dask_result(outcome, item, client)
+            if time.monotonic() - checked > 5:  # workers may have joined or left
+                in_flight, checked = _dask_in_flight(client), time.monotonic()
+            more = list(islice(items, max(0, in_flight - len(pending))))
+            if more:
+                finished.update(submit(more))
+    finally:
+        if pending:
+            client.cancel(list(pending))
+
+
+def _dask_in_flight(client) -> int:
+    return max(2, DASK_TASKS_PER_THREAD * sum(client.nthreads().values()))
+
+
+def _dask_result(outcome, item: tuple[str, int, float, str | None], client) -> dict:
+    """The stored result of one photo from its future's outcome; stops the scan with a
+    :class:`DaskError` when the cluster, not the photo, is at fault."""
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(outcome, dict):
+        return outcome
+    if isinstance(outcome, tuple) and len(outcome) == 3:  # a task's error: (type, value, traceback)
+        outcome = outcome[1]
+    path, size, mtime, digest = item
+    if isinstance(outcome, _NotShared):
+        if not os.path.lexists(path):  # it vanished: the worker's error is the local scan's
+            return outcome.result
+        raise DaskError(f"the Dask worker at {outcome.worker} cannot see {path}: every worker must "
+                        f"see the photos at the same path as this machine, e.g. on a shared mount "
+                        f"({DASK_DOCS}); {_KEPT}")
+    if isinstance(outcome, KilledWorker):  # the photo killed every worker that tried it
+        return {"path": path, "size": size, "mtime": mtime, "digest": digest, "faces": [],
+                "error": "the Dask workers reading it died (out of memory?)"}
+    raise _dask_failure(outcome, client)
+
+
+_KEPT = "every photo finished so far is kept; run the scan again to go on"
+
+
+def _dask_failure(outcome, client) -> DaskError:
+    """The sentence for a task that failed because of the cluster (the scheduler lost, another
+    version, facecluster missing on a worker)."""
+    from concurrent.futures import CancelledError
+
+    if isinstance(outcome, tuple) and len(outcome) == 3:
+        outcome = outcome[1]
+    if isinstance(outcome, _OtherVersion):
+        return DaskError(f"{_version_sentence(outcome.who, outcome.version, installed_version())}; "
+                         f"{_KEPT}")
+    if isinstance(outcome, CancelledError):
+        return DaskError(f"lost the Dask scheduler at {client.scheduler.address}; {_KEPT}")
+    if isinstance(outcome, ImportError) or "deserializ" in str(outcome):
+        return DaskError(f"the Dask cluster at {client.scheduler.address} could not load this "
+                         f"facecluster's code: install facecluster {installed_version()} on the "
+                         f"scheduler and every worker, and restart them ({DASK_DOCS}); {_KEPT}")
+    why = " ".join(str(outcome).split())  # Dask's messages run over several lines
+    return DaskError(f"a Dask worker failed: {type(outcome).__name__}: {why}; {_KEPT}")
 
 
 def find_faces(path, detector, embedder, options: ScanOptions) -> tuple[list[FaceRecord], tuple[int, int]]:
@@ -355,17 +686,19 @@ def _finer_pass(photo: Photo, detector, found: list, megapixels: float, min_face
 
 
 def _small_detector():
-    """MTCNN for the finer pass, loaded once per process; None without its weights."""
-    if "small" not in _worker:
+    """MTCNN for the finer pass, loaded once per process (per thread of a Dask worker); None
+    without its weights."""
+    models = _models()
+    if "small" not in models:
         from facecluster.detect.mtcnn import MissingWeights
 
         try:
             detector = get_detector("mtcnn")
             detector._sessions  # load (and convert, the first time) now
-            _worker["small"] = detector
+            models["small"] = detector
         except MissingWeights:
-            _worker["small"] = None
-    return _worker["small"]
+            models["small"] = None
+    return models["small"]
 
 
 def _align(pixels: np.ndarray, scale: float, box, embedder) -> tuple[list, np.ndarray]:

