@@ -230,6 +230,17 @@ def test_find_on_a_stranger_adds_nothing_and_says_no_match(obama_store, sample_f
     assert member["match"] and member["added"] == 2
 
 
+def test_find_adds_unknown_faces_of_the_person_too(store, sample_folder, tmp_path):
+    """Biden is one unknown face in the store (no person has him): find says so and adds his
+    photo, rather than "no match" beside a face within the threshold."""
+    out = tmp_path / "biden"
+    found = cli_json("find", sample_folder / "biden.jpg", "--db", store, "-o", out)
+    assert found["match"] and found["person"] is None and len(found["unknown_faces"]) == 1
+    assert found["added"] == 1 and [Path(p).name for p in found["photos"]] == ["biden.jpg"]
+    text = cli("find", sample_folder / "biden.jpg", "--db", store, "-o", tmp_path / "again")
+    assert "Matches 1 unknown face (in no person yet)" in text.output and "No match" not in text.output
+
+
 def stranger_setup(tmp_path):
     """A clustered store of five_celebrity's training photos (links), a member's validation
     photo and a stranger who looks like a member: a Jurassic Park actor whose nearest face,

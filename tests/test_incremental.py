@@ -163,7 +163,7 @@ def test_the_cli_says_what_was_added(tmp_path):
     with Store(db) as store:
         add_photos(store, np.random.default_rng(1), 3, "b")
     text = cli("cluster", "--db", db)
-    assert "Added 4 new faces: 4 joined existing people, 0 formed 0 new people, 0 unknown" in text, text
+    assert "Added 4 new faces: 4 joined existing people, 0 unknown" in text, text
 
 
 # -- corrections hold -----------------------------------------------------------------------------

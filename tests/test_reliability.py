@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from facecluster import media
+from facecluster.cli import main
 from facecluster.detect import get_detector
 from facecluster.embed import get_embedder
 from facecluster.media import MediaError, file_hash, find_photos, load_photo
@@ -353,6 +355,8 @@ def test_small_faces_in_large_photos_are_reported_and_found_closer(tmp_path, sam
     assert (coarse.downscaled, coarse.largest_size, coarse.smallest_face) == (1, (9000, 6400), 91)
     assert "1 photo was searched for faces at 1 MP" in coarse.notes()[0]
     assert "faces narrower than ~91 px" in coarse.notes()[0]
+    said = CliRunner().invoke(main, ["scan", str(album), "--db", str(tmp_path / "said.db"), "--workers", "1"])
+    assert said.exit_code == 0 and "faces narrower than ~91 px" in said.output  # the user reads it
     closer = scan(album, tmp_path / "closer.db", ScanOptions(megapixels=6), workers=1, quiet=True)
     assert closer.faces == 1
     ignored = scan(album, tmp_path / "min.db", ScanOptions(min_face=100), workers=1, quiet=True)

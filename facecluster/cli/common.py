@@ -226,6 +226,8 @@ def _scan_text(report) -> str:
         lines += [f"  {path}: {why}" for path, why in report.errors[:20]]
         if len(report.errors) > 20:
             lines.append(f"  ... and {len(report.errors) - 20} more (see index.html)")
+    notes = getattr(report, "notes", None)  # photo scans: faces that may be too small, and why
+    lines += notes() if notes else []
     return "\n".join(lines)
 
 

@@ -34,7 +34,7 @@ def face_choice(func):
 def query_options(func):
     """How the query photo is read; by default exactly as the store was scanned."""
     options = [
-        click.option("--detector", type=click.Choice(["hog", "cnn"]), default=None,
+        click.option("--detector", type=click.Choice(["hog", "cnn", "cnn-dlib", "mtcnn"]), default=None,
                      help="Face detector for the query [default: the store's, else hog]."),
         embedder_option(None, "Embedding model [default: the store's, else dlib]."),
         click.option("--threshold", type=POSITIVE, default=None,
@@ -200,8 +200,9 @@ def _write_montage(db: Path, chosen, matches: list[dict], path: Path) -> None:
 def find(photo, db, output, face, largest, detector, embedder, threshold, link, quiet, as_json):
     """Put every photo of the person in PHOTO into OUTPUT.
 
-    The person is the one of the nearest stored face within the same-person threshold; when
-    no stored face of a person is that close, the answer is "no match" and nothing is added.
+    The person is the one of the nearest stored face within the same-person threshold, and
+    unknown faces within it are theirs too (their photos are added); when no stored face is
+    that close, the answer is "no match" and nothing is added.
     """
     with friendly_errors():
         db = _existing_store(db)
@@ -212,22 +213,32 @@ def find(photo, db, output, face, largest, detector, embedder, threshold, link, 
         limit = _threshold(collection, threshold, chosen.model)
         matches = sim.rank_faces(chosen.embedding, collection, limit.value)
         match = sim.person_match(matches)
+        unknown = [m for m in matches if m["same_person"] and m["person_id"] is None]
         photos = sorted({p for p, person in zip(collection.photos, collection.people)
-                         if match is not None and person == match["person_id"]})
-        added = link_photos(photos, output, link or "symlink") if match is not None else 0
+                         if match is not None and person == match["person_id"]}
+                        | {m["photo"] for m in unknown})
+        added = link_photos(photos, output, link or "symlink") if photos else 0
     data = {"query": {"photo": str(photo), "face": _number(faces, chosen), "faces": len(faces)},
-            "match": match is not None, "person": match and match["label"],
-            "person_id": match and match["person_id"], "matched_face": match,
+            "match": match is not None or bool(unknown), "person": match and match["label"],
+            "person_id": match and match["person_id"], "matched_face": match or (unknown or [None])[0],
+            "unknown_faces": [m["face_id"] for m in unknown],
             "nearest_face": matches[0], "searched": len(matches), "threshold": asdict(limit),
             "photos": photos, "added": added, "output": str(output)}
     emit(as_json, quiet, data, "\n".join([f"Query {_face_line(photo, faces, chosen)}",
-                                          *_find_lines(match, matches, photos, added, output),
+                                          *_find_lines(match, unknown, matches, photos, added, output),
                                           _threshold_line(limit)]), answer=True)
 
 
-def _find_lines(match: dict | None, matches: list[dict], photos: list[str], added: int,
-                output: Path) -> list[str]:
-    """What ``find`` found: the person and the photos added, or "no match" and the nearest face."""
+def _find_lines(match: dict | None, unknown: list[dict], matches: list[dict], photos: list[str],
+                added: int, output: Path) -> list[str]:
+    """What ``find`` found: the person and unknown faces within the threshold, and the photos
+    added; or "no match" and the nearest face."""
+    also = f" and {plural(len(unknown), 'unknown face')} (in no person yet)" if unknown else ""
+    if match is None and unknown:
+        nearest = unknown[0]
+        return [f"Matches {plural(len(unknown), 'unknown face')} (in no person yet): the nearest, "
+                f"face {nearest['face_id']}, at L2 {nearest['l2']:.3f} in {nearest['photo']}",
+                f"{plural(len(photos), 'photo')} of them: {added} added to {output}"]
     if match is None:
         nearest = matches[0]
         verdict = (f"No match: nobody among the {plural(len(matches), 'face')} searched is this "
@@ -236,7 +247,7 @@ def _find_lines(match: dict | None, matches: list[dict], photos: list[str], adde
         return [verdict, f"Nothing added to {output}"]
     verdict = (f"Matches {match['label']}: face {match['face_id']} at L2 {match['l2']:.3f} "
                f"(cosine {match['cosine']:.3f}) in {match['photo']}")
-    return [verdict, f"{plural(len(photos), 'photo')} of {match['label']}: {added} added to {output}"]
+    return [verdict + also, f"{plural(len(photos), 'photo')} of {match['label']}: {added} added to {output}"]
 
 
 def link_photos(photos: list[str], folder: Path, link: str) -> int:

@@ -170,12 +170,15 @@ def _clustering_text(report) -> str:
         return f"{_cluster_text(report)}\nFull clustering ({report.reason})"
     if not report.new_faces:
         return f"{_cluster_text(report)}\nNo new faces since the last clustering (--full clusters all again)"
-    formed = f"{report.in_new_people:,} formed {_count(report.new_people, 'new person', 'new people')}"
-    if report.unknown_joined:
-        formed += f" (with {_count(report.unknown_joined, 'unknown face')})"
+    parts = [f"{report.joined:,} joined existing people"]
+    if report.new_people:
+        formed = f"{report.in_new_people:,} formed {_count(report.new_people, 'new person', 'new people')}"
+        if report.unknown_joined:
+            formed += f" (with {_count(report.unknown_joined, 'unknown face')})"
+        parts.append(formed)
+    parts.append(f"{report.new_unknown:,} unknown")
     return (f"{_cluster_text(report)}\nAdded {_count(report.new_faces, 'new face')}: "
-            f"{report.joined:,} joined existing people, {formed}, {report.new_unknown:,} unknown "
-            "(--full clusters all again)")
+            f"{', '.join(parts)} (--full clusters all again)")
 
 
 def _count(n: int, word: str, many: str | None = None) -> str:
@@ -212,7 +215,9 @@ def export(db, output, parquet, xmp_folder, xmp_beside, link, quiet, as_json):
         from facecluster.formats.parquet import write_parquet
 
         result["parquet"] = write_parquet(db, parquet)
-        lines.append(f"{plural(result['parquet']['faces'], 'face')} written to {parquet / 'faces.parquet'}")
+        lines.append(f"{plural(result['parquet']['faces'], 'face')} and "
+                     f"{plural(result['parquet']['people'], 'person')} written to "
+                     f"{parquet / 'faces.parquet'} and {parquet / 'people.parquet'}")
     if xmp_folder or xmp_beside:
         from facecluster.formats.xmp import write_xmp
 

@@ -405,8 +405,9 @@ def rate_note(threshold: Threshold, what: str) -> str:
         return f"--threshold {t.value} {rate}: {t.accepted:,} of {pairs} are within it"
     if t.false_accept <= t.target:
         return f"{rate}, measured on {pairs}"
-    return (f"{rate}: only {pairs}; {pairs_needed(t.target, t.confidence):,} are needed to show "
-            f"{share(t.target)}, so the lower of dlib's {FALLBACK_THRESHOLD} and the closest pair")
+    return (f"{rate}, measured on only {pairs} ({pairs_needed(t.target, t.confidence):,} are needed "
+            f"to show {share(t.target)}), so the threshold is the lower of dlib's "
+            f"{FALLBACK_THRESHOLD} and the closest of those pairs")
 
 
 def share(rate: float) -> str:
