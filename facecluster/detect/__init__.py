@@ -121,15 +121,15 @@ def finer_pass_reach(size: tuple[int, int], megapixels: float) -> int:
 
 
 def detect_smaller_faces(small_detector, pixels: np.ndarray, scale: float, reach: int,
-                         below: int | None, found: list[Detection], min_face: int = 0,
+                         below: int, found: list[Detection], min_face: int = 0,
                          min_score: float = 0.0) -> list[Detection]:
-    """Faces from ``reach`` to ``below`` px wide (full-resolution pixels; ``below`` None: no
-    upper limit) that are not in ``found``: the finer pass, with ``small_detector`` (MTCNN) on
-    ``pixels`` (at ``scale``), keeping those scoring at least ``min_score``."""
+    """Faces from ``reach`` to ``below`` px wide (full-resolution pixels) that are not in
+    ``found``: the finer pass, with ``small_detector`` (MTCNN) on ``pixels`` (at ``scale``),
+    keeping those scoring at least ``min_score``."""
     height, width = pixels.shape[:2]
     extra = []
     for rect, score in small_detector._detect(pixels, min_face=reach * scale,
-                                              max_face=below * scale * 1.3 if below else None):
+                                              max_face=below * scale * 1.3):
         if score < min_score:
             continue
         left, top = max(0, rect.left()), max(0, rect.top())
