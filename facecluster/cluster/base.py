@@ -16,16 +16,22 @@ Faces left alone in a cluster are labelled -1: they belong to nobody else in the
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 
 class BaseClusterer:
     """Base class: subclasses implement ``_cluster(X, forbidden) -> labels``.
 
-    ``forbidden`` is a set of (i, j) index pairs, i < j, that must not share a cluster.
+    ``forbidden`` is a :class:`PairSet` of (i, j) index pairs, i < j, that must not share a
+    cluster: set-like (``(i, j) in forbidden``, iteration in sorted order, ``len``) and
+    vectorised (:meth:`PairSet.contains`, :attr:`PairSet.pairs`). ``X`` reaches ``_cluster``
+    as ``dtype`` (float64 unless a subclass works in float32).
     """
 
     name = "base"
+    dtype = np.float64
 
     def fit(self, X, cannot_link=None, must_link=None, apart=None):
         """Cluster the rows of ``X``.
@@ -42,16 +48,21 @@ class BaseClusterer:
         apart : iterable of (i, j), optional
             Pairs of faces that are different people (e.g. a user's corrections).
         """
-        X = np.asarray(X, dtype=np.float64)
+        start = time.perf_counter()
+        X = np.asarray(X, dtype=self.dtype)
         n = len(X)
         cannot_link = _groups(cannot_link, n)
         node_of, node_X = collapse_must_link(X, _groups(must_link, n))
         forbidden = forbidden_pairs(node_of, cannot_link, repeated_in_photo(X, cannot_link))
-        forbidden |= {(min(node_of[i], node_of[j]), max(node_of[i], node_of[j]))
-                      for i, j in apart or () if node_of[i] != node_of[j]}
+        apart = np.asarray(list(apart or ()), dtype=np.int64).reshape(-1, 2)
+        if len(apart):
+            forbidden = forbidden | PairSet(len(node_X), node_of[apart[:, 0]], node_of[apart[:, 1]])
+        self.timings_ = {"constraints": time.perf_counter() - start}  # seconds per step
         node_labels = np.asarray(self._cluster(node_X, forbidden)) if len(node_X) else np.zeros(0, int)
+        start = time.perf_counter()
         node_labels = repair_cannot_link(node_X, node_labels, forbidden)
         self.labels_ = singletons_to_noise(node_labels[node_of])
+        self.timings_["repair"] = time.perf_counter() - start
         return self
 
     def fit_predict(self, X, cannot_link=None, must_link=None, apart=None) -> np.ndarray:
@@ -99,29 +110,132 @@ def union_groups(*groups: np.ndarray) -> np.ndarray:
 
 def collapse_must_link(X: np.ndarray, must_link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Map each face to a node (one per must-link group, one per free face) and average."""
+    if not (must_link >= 0).any():  # nothing to collapse: the order below (free faces
+        return np.arange(len(X) - 1, -1, -1), X[::-1]  # sort by -1 - index, last first), no copy
     keys = np.where(must_link >= 0, must_link, -1 - np.arange(len(X)))
     _, node_of = np.unique(keys, return_inverse=True)
     counts = np.bincount(node_of, minlength=node_of.max() + 1 if len(X) else 0)
     node_X = np.zeros((len(counts), X.shape[1]))
     np.add.at(node_X, node_of, X)
-    return node_of, node_X / np.maximum(counts, 1)[:, None]
+    return node_of, (node_X / np.maximum(counts, 1)[:, None]).astype(X.dtype)
+
+
+class PairSet:
+    """A set of unordered index pairs, stored as one sorted array of codes ``i * n + j`` (i < j).
+
+    Memory is eight bytes a pair, membership is a binary search, and every operation a
+    clusterer needs on all pairs at once is vectorised; it also behaves as the set of
+    ``(i, j)`` tuples it holds (``in``, iteration in sorted order, ``len``).
+
+    >>> pairs = PairSet(5, [3, 0, 1], [1, 2, 1])
+    >>> list(pairs), (1, 3) in pairs, (3, 1) in pairs, len(pairs)
+    ([(0, 2), (1, 3)], True, True, 2)
+    """
+
+    def __init__(self, n: int, a=(), b=()):
+        self.n = int(n)
+        a, b = np.asarray(a, dtype=np.int64).ravel(), np.asarray(b, dtype=np.int64).ravel()
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        different = low != high
+        self.codes = _sorted_unique(low[different] * self.n + high[different])
+
+    @classmethod
+    def _from_codes(cls, n: int, codes: np.ndarray) -> PairSet:
+        pairs = cls(n)
+        pairs.codes = codes
+        return pairs
+
+    @property
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(i, j) arrays, i < j, in sorted order."""
+        return self.codes // max(self.n, 1), self.codes % max(self.n, 1)
+
+    def contains(self, a, b) -> np.ndarray:
+        """Whether each pair (a[k], b[k]) is in the set (either order)."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        codes = np.minimum(a, b) * self.n + np.maximum(a, b)
+        if not len(self.codes):
+            return np.zeros(codes.shape, bool)
+        where = np.minimum(np.searchsorted(self.codes, codes), len(self.codes) - 1)
+        return (self.codes[where] == codes) & (a != b)
+
+    def relabel(self, mapping: np.ndarray, n: int | None = None) -> PairSet:
+        """The pairs (mapping[i], mapping[j]) among ``n`` items; pairs that map to one item go."""
+        a, b = self.pairs
+        mapping = np.asarray(mapping)
+        return PairSet(int(mapping.max()) + 1 if n is None and len(mapping) else (n or 0),
+                       mapping[a], mapping[b])
+
+    def __or__(self, other: PairSet) -> PairSet:
+        n = max(self.n, other.n)
+        (a, b), (c, d) = self.pairs, other.pairs
+        return PairSet(n, np.r_[a, c], np.r_[b, d])
+
+    def __contains__(self, pair) -> bool:
+        a, b = pair
+        return bool(self.contains([a], [b])[0])
+
+    def __iter__(self):
+        a, b = self.pairs
+        return zip(a.tolist(), b.tolist())
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __bool__(self) -> bool:
+        return len(self.codes) > 0
+
+    def __repr__(self) -> str:
+        return f"PairSet({len(self)} pairs among {self.n})"
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique of an int64 array by one sort (faster than its hash path on large arrays)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
+def _pairs_within(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of positions (p, q), p < q, inside each run ``[start, start + size)``,
+    grouped by run and in row-major order within one."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    positions = np.repeat(np.asarray(starts, dtype=np.int64), sizes) + _ramp(sizes)
+    after = np.repeat(np.asarray(starts, dtype=np.int64) + sizes, sizes) - positions - 1
+    first = np.repeat(positions, after)
+    return first, first + 1 + _ramp(after)
+
+
+def _ramp(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if not total:
+        return np.zeros(0, np.int64)
+    return np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def forbidden_pairs(node_of: np.ndarray, cannot_link: np.ndarray,
-                    repeated: np.ndarray | None = None) -> set[tuple[int, int]]:
+                    repeated: np.ndarray | None = None) -> PairSet:
     """Node pairs that share a cannot-link group.
 
     ``repeated`` (from :func:`repeated_in_photo`): faces of one group with the same value >= 0
     show one person several times and are not forbidden to each other.
     """
-    pairs = set()
-    for group in _cannot_link_groups(cannot_link):
-        nodes, first = np.unique(node_of[group], return_index=True)
-        copies = (repeated[group][first] if repeated is not None
-                  else np.full(len(nodes), -1))
-        pairs.update((int(a), int(b)) for i, a in enumerate(nodes) for j, b in enumerate(nodes[i + 1:], i + 1)
-                     if copies[i] < 0 or copies[i] != copies[j])
-    return pairs
+    n_nodes = int(node_of.max()) + 1 if len(node_of) else 0
+    constrained = np.flatnonzero(cannot_link >= 0)
+    order = constrained[np.argsort(cannot_link[constrained], kind="stable")]
+    # one entry per (group, node), the node's first face in the group
+    group = np.unique(cannot_link[order], return_inverse=True)[1]
+    first = np.sort(np.unique(group * max(n_nodes, 1) + node_of[order], return_index=True)[1])
+    order, group = order[first], group[first]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, len(group)])
+    p, q = _pairs_within(starts, sizes)
+    if repeated is not None:
+        copies_p, copies_q = repeated[order[p]], repeated[order[q]]
+        keep = (copies_p < 0) | (copies_p != copies_q)
+        p, q = p[keep], q[keep]
+    return PairSet(n_nodes, node_of[order[p]], node_of[order[q]])
 
 
 def _cannot_link_groups(cannot_link: np.ndarray) -> list[np.ndarray]:
@@ -140,7 +254,7 @@ def repeated_in_photo(X: np.ndarray, cannot_link: np.ndarray) -> np.ndarray:
     than every pair of faces of every *other* photo are therefore one person shown twice;
     such pairs link into groups (six photos of one actor in a collage form one group).
     Without a second photo with several faces there is nothing to compare with, and nothing
-    is lifted.
+    is lifted. Costs one distance per pair of faces of one photo.
 
     Parameters
     ----------
@@ -157,23 +271,31 @@ def repeated_in_photo(X: np.ndarray, cannot_link: np.ndarray) -> np.ndarray:
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    from scipy.spatial.distance import pdist, squareform
 
     n = len(X)
     repeated = np.full(n, -1)
-    groups = [g for g in _cannot_link_groups(np.asarray(cannot_link)) if len(g) > 1]
-    if len(groups) < 2:
+    cannot_link = np.asarray(cannot_link)
+    constrained = np.flatnonzero(cannot_link >= 0)
+    order = constrained[np.argsort(cannot_link[constrained], kind="stable")]
+    starts = np.flatnonzero(np.r_[True, np.diff(cannot_link[order]) != 0]) if len(order) else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, len(order)])
+    several = sizes > 1
+    if several.sum() < 2:
         return repeated
-    distances = [squareform(pdist(X[g])) for g in groups]
-    closest = np.array([d[np.triu_indices(len(d), 1)].min() for d in distances])
-    order = np.argsort(closest)
-    rows, cols = [], []
-    for k, (group, d) in enumerate(zip(groups, distances)):
-        reference = closest[order[1]] if order[0] == k else closest[order[0]]  # other photos only
-        i, j = np.nonzero(np.triu(d < reference, 1))
-        rows += group[i].tolist()
-        cols += group[j].tolist()
-    if not rows:
+    p, q = _pairs_within(starts[several], sizes[several])
+    photo = np.repeat(np.arange(several.sum()), sizes[several] * (sizes[several] - 1) // 2)
+    a, b = order[p], order[q]
+    distance = np.empty(len(a))
+    for lo in range(0, len(a), 1 << 16):  # float64, as the distances between photos compare
+        diff = X[a[lo:lo + (1 << 16)]].astype(np.float64) - X[b[lo:lo + (1 << 16)]]
+        distance[lo:lo + (1 << 16)] = np.sqrt((diff ** 2).sum(axis=1))
+    pair_starts = np.flatnonzero(np.r_[True, photo[1:] != photo[:-1]])
+    closest = np.minimum.reduceat(distance, pair_starts)
+    best, second = np.argsort(closest, kind="stable")[:2]
+    reference = np.where(np.arange(len(closest)) == best, closest[second], closest[best])  # other photos only
+    close = distance < reference[photo]
+    rows, cols = a[close], b[close]
+    if not len(rows):
         return repeated
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     component = connected_components(graph, directed=False)[1]
@@ -183,21 +305,42 @@ def repeated_in_photo(X: np.ndarray, cannot_link: np.ndarray) -> np.ndarray:
     return repeated
 
 
-def repair_cannot_link(X: np.ndarray, labels: np.ndarray, forbidden: set) -> np.ndarray:
+def repair_cannot_link(X: np.ndarray, labels: np.ndarray, forbidden) -> np.ndarray:
     """Split clusters that hold a forbidden pair: the member farther from the rest leaves.
 
     The one that leaves starts a cluster of its own (and so becomes unknown unless it is joined).
+    Pairs are taken in sorted order; only clusters that break a pair are looked at.
     """
     labels = labels.copy()
-    next_label = labels.max() + 1 if len(labels) else 0
-    for a, b in sorted(forbidden):
-        if labels[a] != labels[b] or labels[a] < 0:
-            continue
-        members = np.flatnonzero(labels == labels[a])
-        centre = X[members].mean(axis=0)
-        weaker = max((a, b), key=lambda i: np.linalg.norm(X[i] - centre))
-        labels[weaker] = next_label
-        next_label += 1
+    if not len(forbidden) or not len(labels):
+        return labels
+    if not isinstance(forbidden, PairSet):
+        forbidden = PairSet(len(labels), *np.asarray(sorted(forbidden), dtype=np.int64).reshape(-1, 2).T)
+    a, b = forbidden.pairs
+    broken = (labels[a] == labels[b]) & (labels[a] >= 0)
+    if not broken.any():
+        return labels
+    a, b = a[broken], b[broken]  # moving a face out never breaks another pair
+    next_label = labels.max() + 1
+    cluster = labels[a]
+    moved = []  # (position in sorted order, face): new clusters are numbered in that order
+    order = np.argsort(cluster, kind="stable")
+    starts = np.flatnonzero(np.r_[True, cluster[order][1:] != cluster[order][:-1]])
+    for mine in np.split(order, starts[1:]):  # clusters are independent; within one, sorted order
+        c = cluster[mine[0]]
+        members = np.flatnonzero(labels == c)
+        total, count = X[members].astype(np.float64).sum(axis=0), len(members)
+        for position, i, j in zip(mine.tolist(), a[mine].tolist(), b[mine].tolist()):
+            if labels[i] != labels[j]:
+                continue
+            centre = total / count
+            weaker = max((i, j), key=lambda f: np.linalg.norm(X[f].astype(np.float64) - centre))
+            labels[weaker] = next_label + len(moved)  # unique for now
+            moved.append((position, weaker))
+            total -= X[weaker]
+            count -= 1
+    for rank, (_, face) in enumerate(sorted(moved)):
+        labels[face] = next_label + rank
     return labels
 
 
