@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from facecluster.cluster import ALGORITHMS, GraphClusterer, get_clusterer
+from facecluster.cluster._graph import split_unlikely_pairs
 from facecluster.cluster.base import repeated_in_photo
 from facecluster.evaluate.metrics import bcubed_prf
 
@@ -133,6 +136,34 @@ def test_strangers_are_left_alone_and_people_stay_together():
     assert bcubed_prf(truth[~one_off], labels[~one_off])[2] > 0.97
     graph_only = GraphClusterer(refine=False, strangers=False).fit_predict(X)
     assert np.mean(graph_only[one_off] == -1) < 0.5  # what the steps fix
+
+
+def test_strangers_the_graph_pairs_up_are_left_alone():
+    """Thirty one-offs among five people: a kNN graph pairs each lone face with its nearest
+    one, and a pair has no spread for the stranger test to judge. Pairs whose distance looks
+    like the collection's nearest-different-person distances are split (half of the one-offs
+    were paired without it), while real pairs, as close as one person's photos, stay."""
+    X, truth = people([25] * 5 + [1] * 30, separation=0.55, seed=1)
+    labels = GraphClusterer().fit_predict(X)
+    assert np.mean(labels[truth >= 5] == -1) >= 0.75
+    for seed in range(3):
+        X, truth = people([25] * 5 + [2] * 8, separation=0.55, seed=seed)
+        labels = GraphClusterer().fit_predict(X)
+        assert bcubed_prf(truth, labels)[2] == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(0, 7), min_size=3, max_size=40))
+def test_the_pair_test_only_ever_splits_groups_of_two(seed, groups):
+    Z = np.random.default_rng(seed).normal(size=(len(groups), 8)).astype(np.float32)
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    before = np.unique(groups, return_inverse=True)[1]
+    after = split_unlikely_pairs(Z, before)
+    sizes = np.bincount(before)
+    for g in range(len(sizes)):
+        parts = set(after[before == g].tolist())
+        assert len(parts) == 1 or (sizes[g] == 2 and len(parts) == 2)
+    assert all(len(set(before[after == p].tolist())) == 1 for p in set(after.tolist()))
 
 
 def test_small_collection_with_one_or_two_photos_per_person():

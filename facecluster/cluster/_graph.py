@@ -25,7 +25,9 @@ apart). This clusterer adapts to the collection instead:
    another person's centre is left alone (unknown). Both distributions are measured in this
    collection: members' distances to their own group's centre, and every face's distance to
    the nearest other group's centre (the collection's own "different person" sample); a
-   two-component mixture decides, face by face.
+   two-component mixture decides, face by face. A group of just two faces, which has no
+   spread to test, is split when its distance is likelier among the collection's
+   nearest-different-person distances than among its same-person ones.
 
 Faces of one photo are different people (the shared constraint machinery in ``base``), except
 a person shown several times in one photo (a collage, a mirror): see
@@ -54,7 +56,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
 from sklearn.neighbors import NearestNeighbors
 
-from facecluster.cluster.base import BaseClusterer, PairSet, _sorted_unique
+from facecluster.cluster.base import BaseClusterer, PairSet, _sorted_unique, repair_cannot_link
 
 # Up to this many faces every step is exact (neighbours by brute force, leidenalg, the
 # refinement), as the development sets are measured; above it the collection is large: HNSW
@@ -92,7 +94,7 @@ class GraphClusterer(BaseClusterer):
         collections of up to :data:`EXACT_LIMIT` faces: it is what joins and separates people
         with a photo or two each in a small collection, and costs ``O(m^2)`` per community.
     strangers : bool
-        Step 6, the stranger test (off only to measure what it adds).
+        Step 6, the stranger test and the pair test (off only to measure what they add).
     seed : int
         Random seed of the Leiden optimiser.
 
@@ -199,6 +201,9 @@ class GraphClusterer(BaseClusterer):
             clock("refine")
         if self.strangers:
             labels = leave_strangers_alone(Z, labels, edges=edges if large else None)
+            # the repair (base) would otherwise leave pairs behind after this step
+            labels = repair_cannot_link(X, labels, forbidden)
+            labels = split_unlikely_pairs(Z, labels, neighbours if large else None)
             clock("strangers")
         return labels
 
@@ -875,6 +880,81 @@ def leave_strangers_alone(Z: np.ndarray, labels: np.ndarray, rounds: int = 20,
         if nearest_other is not None:
             nearest_other.left(leaving)
     return np.unique(labels, return_inverse=True)[1]
+
+
+def split_unlikely_pairs(Z: np.ndarray, labels: np.ndarray,
+                         neighbours: NeighbourLists | None = None, seed: int = 0) -> np.ndarray:
+    """Split each group of two faces whose distance looks like two different people's.
+
+    A group of two has one distance as its only evidence (the stranger test needs a group's
+    spread, which two faces cannot give), and a kNN graph pairs every lone face with its
+    nearest neighbour. So the distance is weighed between two samples of this collection:
+    same person, the distances between faces of one group of three or more; different people, each face's distance to its nearest
+    face *outside* its group (what pairing a stranger with the face nearest to it gives).
+    Where the second density is the higher, the two faces are left alone (equal priors: no
+    threshold). The nearest outside face is searched exactly up to :data:`EXACT_LIMIT`
+    faces, among each face's graph ``neighbours`` above (faces with none outside their
+    group among them are left out of the sample).
+    """
+    labels = np.unique(labels, return_inverse=True)[1]
+    sizes = np.bincount(labels)
+    if not (sizes == 2).any():
+        return labels
+    same = _within_group_sample(Z, labels, sizes, seed)
+    outside = _nearest_outside(Z, labels, neighbours)
+    if len(same) < 3 or len(outside) < 3:
+        return labels
+    paired = np.flatnonzero(sizes[labels] == 2)
+    paired = paired[np.argsort(labels[paired], kind="stable")]
+    a, b = paired[0::2], paired[1::2]
+    d = pair_distances(Z, a, b)
+    apart = _binned_density(outside)(d) > _binned_density(same)(d)
+    labels = labels.copy()
+    labels[b[apart]] = labels.max() + 1 + np.arange(int(apart.sum()))
+    return np.unique(labels, return_inverse=True)[1]
+
+
+SAME_SAMPLE = 1 << 18  # within-group distances sampled, at most (plus one per face)
+
+
+def _within_group_sample(Z: np.ndarray, labels: np.ndarray, sizes: np.ndarray, seed: int,
+                         partners: int = 16) -> np.ndarray:
+    """Distances between faces of one group of three or more: each face to ``partners``
+    other members of its group (to all of them in a group of up to ``partners + 1``, so the
+    sample does not depend on the order of the faces; drawn at random, seeded, in a larger
+    one). Groups of two are what is being tested, so they do not count."""
+    grouped = np.flatnonzero(sizes[labels] >= 3)
+    if not len(grouped):
+        return np.zeros(0)
+    partners = max(1, min(partners, SAME_SAMPLE // len(grouped)))  # a density needs no more
+    order = grouped[np.lexsort((np.random.default_rng(seed).random(len(grouped)), labels[grouped]))]
+    size = sizes[labels[order]]
+    start = np.repeat(np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]]),
+                      sizes[np.unique(labels[order])])
+    position = np.arange(len(order)) - start
+    a, b = [], []
+    for shift in range(1, partners + 1):  # the member ``shift`` places on, cyclically
+        has = size > shift
+        a.append(order[has])
+        b.append(order[start[has] + (position[has] + shift) % size[has]])
+    return pair_distances(Z, np.concatenate(a), np.concatenate(b)).astype(np.float64)
+
+
+def _nearest_outside(Z: np.ndarray, labels: np.ndarray, neighbours: NeighbourLists | None,
+                     block: int = 1024) -> np.ndarray:
+    """Each face's distance to its nearest face in another group (finite values only)."""
+    if neighbours is not None:
+        index, distance = neighbours.index, neighbours.distance
+        other = (index >= 0) & (labels[np.maximum(index, 0)] != labels[:, None])
+        nearest = np.where(other, distance, np.inf).min(axis=1)
+    else:
+        squared = np.einsum("ij,ij->i", Z, Z)
+        nearest = np.empty(len(Z))
+        for lo in range(0, len(Z), block):
+            d2 = squared[lo:lo + block, None] + squared[None, :] - 2 * (Z[lo:lo + block] @ Z.T)
+            d2[labels[lo:lo + block, None] == labels[None, :]] = np.inf
+            nearest[lo:lo + block] = np.sqrt(np.maximum(d2.min(axis=1), 0))
+    return nearest[np.isfinite(nearest)].astype(np.float64)
 
 
 NEAR_GROUPS = 8  # candidate other groups per group on large collections
