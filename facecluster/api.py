@@ -43,12 +43,14 @@ def cluster(db: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM, features=
 def run(photos: str | os.PathLike, output: str | os.PathLike, db: str | os.PathLike | None = None,
         options: ScanOptions | None = None, algorithm: str = DEFAULT_ALGORITHM,
         cluster_params: dict | None = None, link: str = "symlink", workers: int | None = None,
-        quiet: bool = False, video=None) -> tuple[ScanReport, ClusterReport, dict]:
+        quiet: bool = False, video=None, dask=None) -> tuple[ScanReport, ClusterReport, dict]:
     """Scan ``photos``, cluster, and export one folder per person into ``output``; returns the
     scan and cluster reports and the export's summary (its ``report`` is the HTML report's path).
 
     ``photos`` may also be a video file, a folder of photos and videos, ``webcam:N`` or a
     stream URL; ``video`` (:class:`facecluster.video.VideoOptions`) says how to sample them.
+    ``dask`` (a scheduler address or a ``distributed.Client``) finds the photos' faces on the
+    workers of a Dask cluster, as :func:`facecluster.scan.scan` does; videos are analysed here.
     """
     from facecluster import video as videos
     from facecluster.export import export
@@ -57,10 +59,10 @@ def run(photos: str | os.PathLike, output: str | os.PathLike, db: str | os.PathL
     db = Path(db) if db else output / DEFAULT_DB_NAME
     if videos.has_video(photos, exclude=[output]):
         scan_report = videos.scan_media(photos, db, options, video, workers=workers,
-                                        exclude=[output], quiet=quiet)
+                                        exclude=[output], quiet=quiet, dask=dask)
         cluster_report = videos.cluster_media(db, algorithm, cluster_params, video)
     else:
-        scan_report = scan(photos, db, options, workers=workers, exclude=[output], quiet=quiet)
+        scan_report = scan(photos, db, options, workers=workers, exclude=[output], quiet=quiet, dask=dask)
         cluster_report = cluster(db, algorithm, **(cluster_params or {}))
     summary = export(db, output, link=link, quiet=quiet)
     if video is not None and video.annotate:

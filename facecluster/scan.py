@@ -15,7 +15,6 @@ is kept.
 
 from __future__ import annotations
 
-import contextvars
 import multiprocessing
 import os
 import threading
@@ -136,7 +135,7 @@ def scan(root: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | 
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"no such file or folder: {root}")
-    with dask_client(dask if dask is not None else _default_dask.get()) as client:
+    with dask_client(dask) as client:
         return _scan(root, db, options, workers, exclude, quiet, client, started)
 
 
@@ -328,7 +327,6 @@ DASK_CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler, and to wait for a
 DASK_TASKS_PER_THREAD = 3  # photos in flight per worker thread: none idles, the client's memory is bounded
 DASK_INSTALL = "pip install 'facecluster[dask]'"
 DASK_DOCS = "see docs/dask.md"
-_default_dask: contextvars.ContextVar = contextvars.ContextVar("facecluster_dask", default=None)
 
 
 class DaskError(RuntimeError):
@@ -382,19 +380,6 @@ def dask_client(dask):
     else:
         _check_cluster(dask)
         yield dask
-
-
-@contextmanager
-def dask_scans(dask):
-    """Every :func:`scan` inside this block that is given no ``dask`` of its own (also those
-    that :func:`facecluster.api.run` and video scans start) uses the cluster at ``dask`` (an
-    address or a Client), connected once, on entering: ``facecluster run --dask``."""
-    with dask_client(dask) as client:
-        token = _default_dask.set(client)
-        try:
-            yield client
-        finally:
-            _default_dask.reset(token)
 
 
 def connect_dask(address: str):

@@ -74,6 +74,23 @@ def test_dask_scan_stores_the_faces_of_a_local_scan_and_resumes(tmp_path, sample
     assert (report["scanned"], report["unchanged"], report["faces"]) == (0, 7, 0)  # nothing re-read
 
 
+def test_run_finds_the_faces_on_the_cluster(tmp_path, sample_folder, cluster):
+    """`facecluster.run(..., dask=)` and `run --dask`: the scan runs on the cluster (its run
+    record names the scheduler), then clusters and exports here."""
+    import facecluster
+
+    with distributed.Client(cluster, set_as_default=False) as client:
+        scanned, clustered, exported = facecluster.run(sample_folder, tmp_path / "api", quiet=True, dask=client)
+    assert scanned.faces == 7 and clustered.faces == 7 and (tmp_path / "api" / "people.json").exists()
+    result = invoke("run", sample_folder, "-o", tmp_path / "cli", "--json", "--dask", cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scan"]["faces"] == 7
+    for db in (tmp_path / "api" / "faces.db", tmp_path / "cli" / "faces.db"):
+        with sqlite3.connect(db) as con:
+            params = [json.loads(p) for (p,) in con.execute("SELECT params FROM runs WHERE command = 'scan'")]
+        assert params[0]["dask"] == cluster.scheduler_address
+
+
 def test_an_interrupted_dask_scan_keeps_every_finished_photo(tmp_path, sample_folder, cluster,
                                                            monkeypatch):
     saved = []

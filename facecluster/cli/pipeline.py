@@ -40,27 +40,27 @@ def existing_db(func):
 
 
 def dask_option(func):
-    """--dask ADDRESS: the command's photo scans run on the workers of that Dask cluster
-    (connected and checked before anything is written; docs/dask.md)."""
+    """--dask ADDRESS, given to the command as ``dask``: its photo scan runs on the workers of
+    that Dask cluster (connected and checked before anything is written; docs/dask.md)."""
     @functools.wraps(func)
-    def on_dask(*args, dask_address=None, **kwargs):
-        if dask_address is None:
-            return func(*args, **kwargs)
+    def on_dask(*args, dask=None, **kwargs):
+        if dask is None:
+            return func(*args, dask=None, **kwargs)
         if kwargs.get("workers") is not None:
             raise click.UsageError("--workers does not apply with --dask: the cluster's workers do the work")
         from facecluster.progress import printable
-        from facecluster.scan import DaskError, dask_scans
+        from facecluster.scan import DaskError
         from facecluster.video import is_stream_spec
 
         if isinstance(kwargs.get("photos"), str) and is_stream_spec(kwargs["photos"]):
             raise click.UsageError("--dask scans photos; streams are analysed on this machine")
         try:
-            with _dask_logs_off(), dask_scans(dask_address):
-                return func(*args, **kwargs)
+            with _dask_logs_off():
+                return func(*args, dask=dask, **kwargs)
         except DaskError as exc:
             raise click.ClickException(printable(exc)) from None
 
-    return click.option("--dask", "dask_address", metavar="ADDRESS", default=None,
+    return click.option("--dask", "dask", metavar="ADDRESS", default=None,
                         help="Find faces on the workers of the Dask cluster whose scheduler is at "
                              "ADDRESS (tcp://HOST:8786); they must see the photos at the same "
                              "paths and run the same facecluster (docs/dask.md).")(on_dask)
@@ -74,7 +74,7 @@ def _dask_logs_off():
 
     try:
         import distributed  # noqa: F401 - sets up its loggers
-    except ImportError:  # dask_scans says what to install
+    except ImportError:  # the scan says what to install
         yield
         return
     loggers = [logging.getLogger(name) for name in ["distributed", *logging.root.manager.loggerDict]
@@ -104,7 +104,7 @@ def _dask_logs_off():
 @FULL
 @video_options
 @output_options
-def run(photos, output, db, sample, link, detector, megapixels, min_face, embedder, jitter, workers,
+def run(photos, output, db, sample, link, detector, megapixels, min_face, embedder, jitter, workers, dask,
         algorithm, threshold, eps, min_samples, linkage, seed, full, fps, duration, annotate, with_clothing,
         time_weight, min_people, max_people, quiet, as_json):
     """Scan SOURCE, group faces by person and export one folder per person to OUTPUT.
@@ -125,7 +125,7 @@ def run(photos, output, db, sample, link, detector, megapixels, min_face, embedd
     scanned, clustered, exported = api.run(
         photos, output, db=db, options=_options(detector, megapixels, min_face, embedder, jitter),
         algorithm=algorithm, cluster_params={**params, "full": True} if full else params,
-        link=link or "symlink", workers=workers, quiet=quiet or as_json, video=video)
+        link=link or "symlink", workers=workers, quiet=quiet or as_json, video=video, dask=dask)
     emit(as_json, quiet, {"scan": asdict(scanned), "cluster": asdict(clustered), "output": str(output),
                           "report": exported["report"]},
          _scan_text(scanned) + "\n" + _clustering_text(clustered) + f"\nReport: {exported['report']}")
@@ -138,11 +138,11 @@ def run(photos, output, db, sample, link, detector, megapixels, min_face, embedd
 @scan_options
 @dask_option
 @output_options
-def scan(photos, db, detector, megapixels, min_face, embedder, jitter, workers, quiet, as_json):
+def scan(photos, db, detector, megapixels, min_face, embedder, jitter, workers, dask, quiet, as_json):
     """Find and embed the faces in PHOTOS (a folder or a file) into the store."""
     _require_media(photos, exclude=[])
     report = api.scan(photos, db, _options(detector, megapixels, min_face, embedder, jitter),
-                      workers=workers, quiet=quiet or as_json)
+                      workers=workers, quiet=quiet or as_json, dask=dask)
     emit(as_json, quiet, asdict(report), _scan_text(report))
 
 

@@ -47,8 +47,11 @@ def has_video(source: str | os.PathLike, exclude: list[Path] | None = None) -> b
 
 def scan_media(source: str | os.PathLike, db: str | os.PathLike, options: ScanOptions | None = None,
                video: VideoOptions | None = None, workers: int | None = None,
-               exclude: list[Path] | None = None, quiet: bool = False) -> VideoScanReport:
+               exclude: list[Path] | None = None, quiet: bool = False, dask=None) -> VideoScanReport:
     """Scan a video file, webcam, stream, or a folder of photos *and* videos into ``db``.
+
+    ``dask`` finds the faces of a folder's photos on a Dask cluster (:func:`facecluster.scan.scan`);
+    videos are analysed here.
 
     Ctrl-C stops a capture cleanly: what was analysed so far is stored.
 
@@ -64,7 +67,7 @@ def scan_media(source: str | os.PathLike, db: str | os.PathLike, options: ScanOp
     report = VideoScanReport()
     root = Path(text).expanduser()
     if not is_stream_spec(text) and root.is_dir():
-        _scan_photos(root, db, options, workers, exclude, quiet, report)
+        _scan_photos(root, db, options, workers, exclude, quiet, report, dask)
         sources = [Source(str(p.resolve()), "video") for p in find_videos(root, exclude)]
     else:
         sources = [_parse(text, report)]
@@ -93,12 +96,12 @@ def _parse(text: str, report: VideoScanReport) -> Source | None:
         return None
 
 
-def _scan_photos(root: Path, db, options, workers, exclude, quiet, report: VideoScanReport) -> None:
+def _scan_photos(root: Path, db, options, workers, exclude, quiet, report: VideoScanReport, dask=None) -> None:
     """The photos of a mixed folder, by the photo scanner (it marks the videos missing;
     :func:`_unchanged` brings the unchanged ones back)."""
     if not find_photos(root, exclude):
         return
-    photos = scan(root, db, options, workers=workers, exclude=exclude, quiet=quiet)
+    photos = scan(root, db, options, workers=workers, exclude=exclude, quiet=quiet, dask=dask)
     for name in ("photos", "scanned", "unchanged", "moved", "missing", "faces", "downscaled",
                  "smallest_face", "largest_size", "detect_megapixels"):
         setattr(report, name, getattr(photos, name))
