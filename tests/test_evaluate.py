@@ -192,6 +192,8 @@ def test_matching_is_one_to_one():
     ("image,identity,xmin,ymin,xmax,ymax\nnowhere.jpg,a,1,2,3,4\n", "line 2: nowhere.jpg is not a photo"),
     ("image,identity,xmin,ymin,xmax,ymax\nbiden/biden.jpg,a,1,2,x,4\n", "line 2: give a photo"),
     ("photo,identity,left,top,right,bottom\nbiden/biden.jpg,a,10,2,3,4\n", "xmin < xmax"),
+    ("image,identity,xmin,ymin,xmax,ymax\nbiden/biden.jpg,a,5000,5000,5200,5200\n",
+     "line 2: the box lies outside biden/biden.jpg, which is"),
 ])
 def test_a_bad_boxes_file_is_refused_in_one_sentence(tmp_path, sample_folder, content, message):
     root = tmp_path / "set"
@@ -201,6 +203,22 @@ def test_a_bad_boxes_file_is_refused_in_one_sentence(tmp_path, sample_folder, co
     result = CliRunner().invoke(main, ["evaluate", str(root), "--boxes", str(tmp_path / "boxes.csv"),
                                        "--db", str(tmp_path / "e.db")])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_boxes_with_one_face_per_identity_skip_the_embedding_measure(tmp_path, sample_folder):
+    """No identity with two scored faces: no same-person pair for the ROC, said in a line (it
+    was a traceback); detection recall and clustering are still reported."""
+    root = tmp_path / "set"
+    (root / "_group").mkdir(parents=True)
+    trio = group_photo(root / "_group" / "trio.jpg", sample_folder,
+                       [("obama3.jpg", "upright"), ("biden.jpg", "upright")])
+    boxes = boxes_csv(tmp_path / "boxes.csv", [("_group/trio.jpg", "obama", trio[0]),
+                                               ("_group/trio.jpg", "biden", trio[1])])
+    report = evaluate(root, "--boxes", boxes, "--db", tmp_path / "e.db")
+    assert report["embedding"] is None and report["detection"]["boxes"]["recall"] == 1.0
+    text = CliRunner().invoke(main, ["evaluate", str(root), "--boxes", str(boxes), "--db", str(tmp_path / "e.db")])
+    assert text.exit_code == 0 and "Embedding: not measured: no identity has two scored faces" in text.output
+    assert "scored: every labelled box" in text.output
 
 
 # Hand-labelled faces in the development sets' group photos (_multi/), drawn by eye from hairline

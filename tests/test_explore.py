@@ -261,23 +261,45 @@ def test_a_look_alike_stranger_is_no_match_for_find_similar_and_compare(tmp_path
     db, member, stranger = stranger_setup(tmp_path)
     out = tmp_path / "found"
     found = cli_json("find", stranger, "--db", db, "-o", out, "--largest")
-    limit = found["threshold"]
-    assert limit["source"] == "store" and limit["pairs"] >= sim.pairs_needed()
-    assert limit["false_accept"] <= 1e-3 and limit["accepted"] <= 1
+    limit = found["threshold"]  # a search: a stranger's face against every stored face
+    assert (limit["source"], limit["unit"], limit["photos"]) == ("store", "searches", 2)
+    assert limit["pairs"] == 90 and limit["accepted"] == 0  # every face of a person, searched
+    assert 0.03 < limit["false_accept"] < 0.04  # what 90 searches can show: stated, not 1 in 1,000
     assert not found["match"] and found["added"] == 0 and not out.exists()
     assert limit["value"] < found["nearest_face"]["l2"] < 0.684  # matched before: the issue
     text = cli("find", stranger, "--db", db, "-o", out, "--largest").output
-    assert "No match" in text and "accepts at most 1 in 1," in text and f"{limit['pairs']:,} pairs" in text
+    assert "No match" in text and "in at most 1 in 3" in text and "searches" in text
 
     similar = cli_json("similar", stranger, "--db", db, "--largest", "--top", 5)
     assert not any(m["same_person"] for m in similar["faces"] + similar["people"])
     nearest = found["nearest_face"]["photo"]
     compared = cli_json("compare", stranger, nearest, "--db", db, "--largest")
-    assert not compared["same_person"] and compared["threshold"] == limit
+    pair_limit = compared["threshold"]  # two faces: the store's pairs of different people
+    assert pair_limit["unit"] == "pairs" and pair_limit["pairs"] >= sim.pairs_needed()
+    assert pair_limit["false_accept"] <= 1e-3 and not compared["same_person"]
 
     matched = cli_json("find", member, "--db", db, "-o", out)
     assert matched["match"] and matched["threshold"] == limit
     assert matched["added"] >= 10 and all("/elton_john/" in p for p in matched["photos"])
+
+
+def test_a_stranger_close_to_one_photo_of_a_person_is_no_match():
+    """A search compares a stranger with every stored face, so one photo of someone within
+    the threshold happens far more often than the rate of a pair; a person matches only when
+    two of their photos are within it, and the threshold keeps how often a stranger gets that
+    (measured by searching each stored face of a person among everyone else's)."""
+    a = np.array([[0.0, 0.0], [1.0, 0.0], [1.1, 0.1], [0.9, -0.1], [1.0, 0.1]])  # one photo apart
+    X = np.r_[a, a + 5.0]
+    labels = ["a"] * 5 + ["b"] * 5
+    t = sim.calibrate_search(X, labels, "dlib_resnet_v1", photos=2)
+    assert t.unit == "searches" and t.pairs == 10 and t.accepted == 0
+    collection = sim.Collection(np.arange(10), X, [f"{i}.jpg" for i in range(10)], [(0, 0, 1, 1)] * 10,
+                                labels, np.repeat([1, 2], 5), "clustering")
+    ranked = sim.rank_identities(np.array([-0.3, 0.0]), collection, threshold=0.5)
+    assert ranked[0]["label"] == "a" and ranked[0]["best_l2"] == 0.3 and ranked[0]["match_l2"] > 1
+    assert not ranked[0]["same_person"]  # one photo within, not two
+    ranked = sim.rank_identities(np.array([1.0, 0.05]), collection, threshold=0.5)
+    assert ranked[0]["label"] == "a" and ranked[0]["same_person"]
 
 
 def test_bad_input_gets_a_message_not_a_traceback(sample_folder, tmp_path):

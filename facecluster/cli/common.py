@@ -43,16 +43,19 @@ def output_options(func):
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")(func)
 
 
-def emit(as_json: bool, quiet: bool, data, text: str, answer: bool = False) -> None:
+def emit(as_json: bool, quiet: bool, data, text: str, answer: bool | str = False) -> None:
     """Print ``data`` as JSON, or else ``text`` unless ``quiet``; an ``answer`` (what a query
-    command was asked for: the people, the questions, a verdict) is printed even when quiet.
+    command was asked for: the people, the questions, a verdict) is printed even when quiet:
+    ``True`` for all of ``text``, or the lines to print instead of it.
 
     Names that are not valid UTF-8 are printed escaped (``\\udce9``), never a crash.
     """
     if as_json:
         click.echo(json.dumps(data, indent=2, default=_json_value))
-    elif answer or not quiet:
+    elif not quiet or answer is True:
         click.echo(printable(text))
+    elif answer:
+        click.echo(printable(answer))
 
 
 def _json_value(value):

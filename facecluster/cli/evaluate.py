@@ -96,7 +96,7 @@ def evaluate(dataset, algorithm, side_by_side, parameter, values, plot, subsets,
     if len(set(faces.labels.tolist())) < 2:
         raise click.ClickException("need faces of at least two identities to evaluate")
     result = {"dataset": str(dataset), "detection": faces.detection_report(),
-              "embedding": verification_report(faces.X, faces.labels), "note": NOISE_NOTE}
+              "embedding": _embedding_report(faces), "note": NOISE_NOTE}
     groups = faces.cannot_link()  # faces of one photo are different people, as in a real run
     if side_by_side:
         result["clustering"] = compare(faces.X, faces.labels, algorithm, cannot_link=groups)
@@ -116,6 +116,13 @@ def evaluate(dataset, algorithm, side_by_side, parameter, values, plot, subsets,
         print_result(result, faces)
 
 
+def _embedding_report(faces) -> dict | None:
+    """Same/different ROC of the embedding; None when no identity has two scored faces (no
+    same-person pair to measure)."""
+    counts = np.unique(faces.labels, return_counts=True)[1]
+    return verification_report(faces.X, faces.labels) if (counts >= 2).any() else None
+
+
 def _sweep(faces, algorithm: str, parameter: str, values: list[float] | None) -> list[dict]:
     grid = values or parse_values(SWEEP_RANGES.get(parameter, "0.3:0.8:0.05"))
     if parameter in ("k", "min_samples"):
@@ -133,15 +140,27 @@ def print_result(result: dict, faces) -> None:
                   f"{plural(d['faces_found'], 'face')} found, {d['scored_faces']} scored "
                   f"({plural(d['identities'], 'identity')}); "
                   f"{plural(d['photos_without_face'], 'photo')} without a face, "
-                  f"{d['photos_with_several_faces']} with several (scored: the largest), "
+                  f"{d['photos_with_several_faces']} with several "
+                  f"({'scored: every labelled box' if 'boxes' in d else 'scored: the largest'}), "
                   f"{d['unreadable']} unreadable")
     if "boxes" in d:
         print_boxes(console, d["boxes"])
     e = result["embedding"]
+    if e is None:
+        console.print("Embedding: not measured: no identity has two scored faces")
+    else:
+        _print_embedding(console, e)
+    _print_clustering(console, result)
+
+
+def _print_embedding(console: Console, e: dict) -> None:
     console.print(f"Embedding: ROC AUC {e['roc_auc']:.4f}, TAR@FAR1e-3 {e['tar_at_far_1e-3']:.3f}, "
                   f"TAR@FAR1e-2 {e['tar_at_far_1e-2']:.3f}, EER {e['eer']:.3f} at distance "
                   f"{e['eer_threshold']:.3f}; same-person {e['same_mean']:.3f}±{e['same_std']:.3f}, "
                   f"different {e['different_mean']:.3f}±{e['different_std']:.3f}")
+
+
+def _print_clustering(console: Console, result: dict) -> None:
     table = Table(title="Clustering", caption=result["note"])
     for column in ("method", "clusters", "BCubed P", "BCubed R", "BCubed F", "pair F", "NMI", "ARI",
                    "unknown", "s"):

@@ -75,15 +75,29 @@ def _store_options(db: Path, detector, embedder) -> ScanOptions:
         return _options(sim.store_scan_options(store), detector, embedder)
 
 
-def _threshold(collection: sim.Collection, given: float | None, model: str) -> sim.Threshold:
-    """The same-person threshold and its false-accept rate, measured on the collection."""
+def _what(collection: sim.Collection) -> str:
     if collection.kind == "gallery":
-        what = "the gallery (its identity folders)"
-    elif any(label is not None for label in collection.labels):
-        what = f"{collection.db} (its latest clustering)"
-    else:
-        what = f"{collection.db} (not clustered yet, so only faces sharing a photo count)"
-    return sim.calibrate(collection.X, collection.labels, model, what, collection.shots, given)
+        return "the gallery (its identity folders)"
+    if any(label is not None for label in collection.labels):
+        return f"{collection.db} (its latest clustering)"
+    return f"{collection.db} (not clustered yet, so only faces sharing a photo count)"
+
+
+def _threshold(collection: sim.Collection, given: float | None, model: str) -> sim.Threshold:
+    """The same-person threshold of two faces and its false-accept rate, measured on the
+    collection (``compare``)."""
+    return sim.calibrate(collection.X, collection.labels, model, _what(collection), collection.shots, given)
+
+
+def _search_thresholds(collection: sim.Collection, given: float | None,
+                       model: str) -> tuple[sim.Threshold, sim.Threshold]:
+    """A search's thresholds (``find``, ``similar``): for a person (several of their photos
+    within it) and for a single face, each keeping how often a stranger is matched."""
+    what = _what(collection).replace(" (not clustered yet, so only faces sharing a photo count)",
+                                     " (not clustered yet)")
+    pairs = sim.calibrate(collection.X, collection.labels, model, what, collection.shots)
+    return (sim.calibrate_search(collection.X, collection.labels, model, what, given, pairs=pairs),
+            sim.calibrate_search(collection.X, collection.labels, model, what, given, photos=1, pairs=pairs))
 
 
 def _query(photo: Path, options: ScanOptions, face: int | None, largest: bool):
@@ -104,6 +118,11 @@ def _face_line(photo: Path, faces, chosen) -> str:
 
 
 def _threshold_line(threshold: sim.Threshold) -> str:
+    if threshold.unit == "searches" and threshold.photos > 1:
+        return (f"A person matches when {threshold.photos} of their photos are within L2 "
+                f"{threshold.value:.3f} (all, for one with fewer): {threshold.note}")
+    if threshold.unit == "searches":
+        return f"A face matches when within L2 {threshold.value:.3f}: {threshold.note}"
     return f"Same person only when L2 <= {threshold.value:.3f}: {threshold.note}"
 
 
@@ -116,8 +135,8 @@ def _face_table(matches: list[dict]) -> list[str]:
 
 
 def _identity_table(identities: list[dict]) -> list[str]:
-    lines = [f"  {'rank':>4}  {'best':>6}  {'mean':>6}  {'faces':>5}  same  name"]
-    lines += [f"  {r['rank']:>4}  {r['best_l2']:6.3f}  {r['mean_l2']:6.3f}  {r['faces']:>5}  "
+    lines = [f"  {'rank':>4}  {'match':>6}  {'best':>6}  {'mean':>6}  {'faces':>5}  same  name"]
+    lines += [f"  {r['rank']:>4}  {r['match_l2']:6.3f}  {r['best_l2']:6.3f}  {r['mean_l2']:6.3f}  {r['faces']:>5}  "
               f"{'yes' if r['same_person'] else 'no ':<4}  {r['label']}" for r in identities]
     return lines
 
@@ -154,8 +173,8 @@ def similar(photo, db, gallery, top, face, largest, detector, embedder, threshol
         faces, chosen = _query(photo, options, face, largest)
         collection = (sim.load_gallery(db, gallery, chosen.model) if gallery is not None
                       else sim.load_store(db, chosen.model))
-        limit = _threshold(collection, threshold, chosen.model)
-        matches = sim.rank_faces(chosen.embedding, collection, limit.value, top, skip_photo=photo)
+        limit, face_limit = _search_thresholds(collection, threshold, chosen.model)
+        matches = sim.rank_faces(chosen.embedding, collection, face_limit.value, top, skip_photo=photo)
         identities = sim.rank_identities(chosen.embedding, collection, limit.value, top,
                                          skip_photo=photo)
         if montage is not None:
@@ -163,16 +182,24 @@ def similar(photo, db, gallery, top, face, largest, detector, embedder, threshol
     data = {"query": {"photo": str(photo), "face": _number(faces, chosen), "faces": len(faces),
                       "box": list(chosen.box)},
             "db": str(db), "gallery": str(gallery) if gallery else None,
-            "threshold": asdict(limit), "faces": matches, "people": identities,
+            "threshold": asdict(limit), "face_threshold": asdict(face_limit),
+            "faces": matches, "people": identities,
             "montage": str(montage) if montage else None}
     kind = "identities" if gallery is not None else "people"
-    lines = [f"Query {_face_line(photo, faces, chosen)}", _threshold_line(limit),
+    lines = [f"Query {_face_line(photo, faces, chosen)}", _threshold_line(face_limit),
              f"Nearest faces ({len(collection.face_ids)} searched):", *_face_table(matches)]
     if identities:
-        lines += [f"Nearest {kind} (best and mean L2 over their faces):", *_identity_table(identities)]
+        lines += [_threshold_line(limit),
+                  f"Nearest {kind} (match: the L2 within which {limit.photos} of their faces are; "
+                  f"best and mean L2 over their faces):", *_identity_table(identities)]
+    matched = [r["label"] for r in identities if r["same_person"]]
+    verdict = (f"Same person: {', '.join(matched)}" if matched else
+               f"No match: none of the {kind} is this person")
+    lines.append(verdict)
     if montage is not None:
         lines.append(f"Montage: {montage}")
-    emit(as_json, quiet, data, "\n".join(lines), answer=True)
+    answer = [*_face_table(matches), *(_identity_table(identities) if identities else []), verdict]
+    emit(as_json, quiet, data, "\n".join(lines), answer="\n".join(answer))
 
 
 def _write_montage(db: Path, chosen, matches: list[dict], path: Path) -> None:
@@ -200,9 +227,11 @@ def _write_montage(db: Path, chosen, matches: list[dict], path: Path) -> None:
 def find(photo, db, output, face, largest, detector, embedder, threshold, link, quiet, as_json):
     """Put every photo of the person in PHOTO into OUTPUT.
 
-    The person is the one of the nearest stored face within the same-person threshold, and
-    unknown faces within it are theirs too (their photos are added); when no stored face is
-    that close, the answer is "no match" and nothing is added.
+    The person is the nearest one with two of their photos (their one photo, for a person
+    with one) within the search threshold, and unknown faces within the single-face threshold
+    are theirs too (their photos are added); both thresholds keep how often someone who is not
+    in the store is matched. When nobody is that close, the answer is "no match" and nothing
+    is added.
     """
     with friendly_errors():
         db = _existing_store(db)
@@ -210,27 +239,32 @@ def find(photo, db, output, face, largest, detector, embedder, threshold, link, 
         collection = sim.load_store(db, chosen.model)
         if not (collection.people >= 0).any():
             raise click.ClickException(f"{db} is not clustered yet: run facecluster cluster --db {db}")
-        limit = _threshold(collection, threshold, chosen.model)
-        matches = sim.rank_faces(chosen.embedding, collection, limit.value)
-        match = sim.person_match(matches)
+        limit, face_limit = _search_thresholds(collection, threshold, chosen.model)
+        matches = sim.rank_faces(chosen.embedding, collection, face_limit.value)
+        person = next((r for r in sim.rank_identities(chosen.embedding, collection, limit.value)
+                       if r["same_person"] and r["person_id"] is not None), None)
+        match = person and next(m for m in matches if m["person_id"] == person["person_id"])
         unknown = [m for m in matches if m["same_person"] and m["person_id"] is None]
-        photos = sorted({p for p, person in zip(collection.photos, collection.people)
-                         if match is not None and person == match["person_id"]}
+        photos = sorted({p for p, who in zip(collection.photos, collection.people)
+                         if person is not None and who == person["person_id"]}
                         | {m["photo"] for m in unknown})
         added = link_photos(photos, output, link or "symlink") if photos else 0
     data = {"query": {"photo": str(photo), "face": _number(faces, chosen), "faces": len(faces)},
             "match": match is not None or bool(unknown), "person": match and match["label"],
             "person_id": match and match["person_id"], "matched_face": match or (unknown or [None])[0],
             "unknown_faces": [m["face_id"] for m in unknown],
+            "match_l2": person and person["match_l2"],
             "nearest_face": matches[0], "searched": len(matches), "threshold": asdict(limit),
+            "face_threshold": asdict(face_limit),
             "photos": photos, "added": added, "output": str(output)}
-    emit(as_json, quiet, data, "\n".join([f"Query {_face_line(photo, faces, chosen)}",
-                                          *_find_lines(match, unknown, matches, photos, added, output),
-                                          _threshold_line(limit)]), answer=True)
+    found = _find_lines(match, person, unknown, matches, photos, added, output)
+    emit(as_json, quiet, data, "\n".join([f"Query {_face_line(photo, faces, chosen)}", *found,
+                                          _threshold_line(limit), _threshold_line(face_limit)]),
+         answer="\n".join(found))
 
 
-def _find_lines(match: dict | None, unknown: list[dict], matches: list[dict], photos: list[str],
-                added: int, output: Path) -> list[str]:
+def _find_lines(match: dict | None, person: dict | None, unknown: list[dict], matches: list[dict],
+                photos: list[str], added: int, output: Path) -> list[str]:
     """What ``find`` found: the person and unknown faces within the threshold, and the photos
     added; or "no match" and the nearest face."""
     also = f" and {plural(len(unknown), 'unknown face')} (in no person yet)" if unknown else ""
@@ -245,9 +279,15 @@ def _find_lines(match: dict | None, unknown: list[dict], matches: list[dict], ph
                    f"person; the nearest ({nearest['label'] or 'unknown'}, face "
                    f"{nearest['face_id']}) is at L2 {nearest['l2']:.3f}")
         return [verdict, f"Nothing added to {output}"]
-    verdict = (f"Matches {match['label']}: face {match['face_id']} at L2 {match['l2']:.3f} "
-               f"(cosine {match['cosine']:.3f}) in {match['photo']}")
+    verdict = (f"Matches {match['label']}: {_photos_within(person)} L2 {person['match_l2']:.3f}; "
+               f"the nearest, face {match['face_id']}, at {match['l2']:.3f} (cosine {match['cosine']:.3f}) "
+               f"in {match['photo']}")
     return [verdict + also, f"{plural(len(photos), 'photo')} of {match['label']}: {added} added to {output}"]
+
+
+def _photos_within(person: dict) -> str:
+    n = min(sim.SEARCH_PHOTOS, person["faces"])
+    return "their one photo is within" if n == 1 else f"{n} of their photos are within"
 
 
 def link_photos(photos: list[str], folder: Path, link: str) -> int:
@@ -295,10 +335,10 @@ def compare(photo_a, photo_b, face_a, face_b, largest, db, detector, embedder, t
             "b": {"photo": str(photo_b), "face": _number(faces_b, b), "faces": len(faces_b)},
             "l2": round(l2, 4), "cosine": round(cosine, 4), "same_person": same,
             "threshold": asdict(limit)}
+    result = f"L2 distance {l2:.3f}, cosine distance {cosine:.3f}: {verdict}"
     emit(as_json, quiet, data, "\n".join([
         f"A {_face_line(photo_a, faces_a, a)}", f"B {_face_line(photo_b, faces_b, b)}",
-        f"L2 distance {l2:.3f}, cosine distance {cosine:.3f}: {verdict}", _threshold_line(limit)]),
-         answer=True)
+        result, _threshold_line(limit)]), answer=result)
 
 
 def _compare_threshold(db: Path | None, given: float | None, model: str) -> sim.Threshold:

@@ -220,8 +220,26 @@ def read_boxes(path: str | Path, root: Path) -> dict[str, list[LabelledBox]]:
             if photo not in photos:
                 raise BoxesError(f"{path}, line {line}: {name} is not a photo in {root} "
                                  f"(give photos relative to the dataset folder)")
+            width, height = _upright_size(photo)
+            if box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0:
+                raise BoxesError(f"{path}, line {line}: the box lies outside {name}, which is "
+                                 f"{width} x {height} px (upright, as it is shown)")
             boxes.setdefault(photo, []).append(LabelledBox(photo, identity, box))
     return boxes
+
+
+def _upright_size(photo: str) -> tuple[int, int]:
+    """Width and height of a photo as it is shown (its EXIF orientation applied), read from
+    its header; (inf, inf) when Pillow cannot read it (the scan reports that photo)."""
+    from PIL import Image
+
+    try:
+        with Image.open(photo) as image:
+            width, height = image.size
+            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # noqa: BLE001 - any unreadable photo: the scan says why
+        return float("inf"), float("inf")
+    return (height, width) if turned else (width, height)
 
 
 def _columns(header: list[str], path) -> dict[str, str]:

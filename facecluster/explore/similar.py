@@ -38,6 +38,10 @@ FALLBACK_THRESHOLD = 0.6
 FALSE_ACCEPT = 1e-3  # "same person" accepts at most 1 in 1,000 pairs of different people ...
 CONFIDENCE = 0.95  # ... at this confidence (a one-sided upper bound from the pairs measured)
 CALIBRATION_FACES = 3000  # larger stores are subsampled (seeded) before the O(n^2) pairs
+# A search (find, similar) calls a person a match when this many of their photos are within the
+# threshold (all of them when they have fewer): one photo of a stranger can look like anyone
+# by chance, two rarely both do.
+SEARCH_PHOTOS = 2
 
 
 class QueryError(ValueError):
@@ -59,6 +63,12 @@ class Threshold:
     different-person pairs at or below ``value``, from the ``accepted`` of ``pairs`` measured
     (``photo_pairs`` of them two faces of one photo); None when nothing was measured.
     ``target`` is the rate asked for.
+
+    ``unit`` says what the rate is of: ``pairs`` (:func:`calibrate`, for ``compare``: two
+    faces) or ``searches`` (:func:`calibrate_search`, for ``find`` and ``similar``: a face of
+    someone not in the store searched among all of its faces, a match being ``photos`` faces of
+    one person within the threshold); ``pairs`` then counts the faces searched, and
+    ``pair_false_accept`` is the pair rate of a search threshold lowered to the pairs' one.
     """
 
     value: float
@@ -70,6 +80,9 @@ class Threshold:
     photo_pairs: int = 0
     target: float = FALSE_ACCEPT
     confidence: float = CONFIDENCE
+    unit: str = "pairs"
+    photos: int = 1
+    pair_false_accept: float | None = None
 
 
 @dataclass
@@ -391,9 +404,114 @@ def calibrate(X: np.ndarray, labels, model_id: str, what: str = "the store", sho
     return threshold
 
 
+def kth_nearest_per_group(D: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
+    """For each row of ``D`` (distances to the columns) and each group (``groups``: a code
+    0..g-1 per column), the ``k``-th smallest distance to the group's columns, or its largest
+    when the group has fewer: shape (rows, g).
+
+    Examples
+    --------
+    >>> D = np.array([[0.1, 0.5, 0.3, 0.9]])
+    >>> kth_nearest_per_group(D, np.array([0, 0, 0, 1]), 2)
+    array([[0.3, 0.9]])
+    """
+    order = np.argsort(groups, kind="stable")
+    ordered = D[:, order]
+    sizes = np.bincount(groups)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    segment = np.repeat(np.arange(len(sizes)), sizes)
+    kth = np.minimum.reduceat(ordered, starts, axis=1)
+    for _ in range(k - 1):  # take out each group's nearest, k - 1 times
+        ordered = np.where(ordered <= kth[:, segment], np.inf, ordered)
+        nearer = np.minimum.reduceat(ordered, starts, axis=1)
+        kth = np.where(np.isfinite(nearer), nearer, kth)
+    return kth
+
+
+def search_distances(X: np.ndarray, labels, photos: int = SEARCH_PHOTOS,
+                     limit: int = CALIBRATION_FACES, seed: int = 0) -> np.ndarray:
+    """Sorted: what a search for someone not in the collection finds, measured by searching
+    each labelled face (a seeded sample of ``limit``) among the faces of everyone else: the
+    distance within which ``photos`` faces of one other person are (the nearest such person's
+    ``photos``-th nearest face, :func:`kth_nearest_per_group`). Empty with fewer than two
+    people.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0], [0.1], [1.0], [1.2], [3.0]])
+    >>> search_distances(X, ["a", "a", "b", "b", None], photos=2)
+    array([1. , 1.1, 1.2, 1.2])
+    """
+    people = _codes(labels)
+    labelled = np.flatnonzero(people >= 0)
+    if len(np.unique(people[labelled])) < 2:
+        return np.zeros(0)
+    queries = labelled
+    if len(queries) > limit:
+        queries = np.sort(np.random.default_rng(seed).choice(labelled, limit, replace=False))
+    groups = np.unique(people[labelled], return_inverse=True)[1]
+    own = groups[np.searchsorted(labelled, queries)]
+    X = np.asarray(X, np.float64)
+    block = max(1, (1 << 24) // len(labelled))
+    nearest = []
+    for lo in range(0, len(queries), block):
+        rows = queries[lo:lo + block]
+        per_person = kth_nearest_per_group(_pairwise(X[rows], X[labelled]), groups, photos)
+        per_person[np.arange(len(rows)), own[lo:lo + block]] = np.inf
+        nearest.append(per_person.min(axis=1))
+    return np.sort(np.concatenate(nearest))
+
+
+def _pairwise(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    squared = (A ** 2).sum(axis=1)[:, None] + (B ** 2).sum(axis=1)[None, :] - 2 * A @ B.T
+    return np.sqrt(np.maximum(squared, 0))
+
+
+def calibrate_search(X: np.ndarray, labels, model_id: str, what: str = "the store",
+                     given: float | None = None, photos: int = SEARCH_PHOTOS,
+                     rate: float = FALSE_ACCEPT, pairs: Threshold | None = None) -> Threshold:
+    """The threshold of a search (``find``, ``similar``): a face of someone not in the
+    collection is matched to a person (``photos`` of their faces within it) in at most
+    ``rate`` of searches, measured by :func:`search_distances`; with too few faces, the lower
+    of the published point and just below the closest; with fewer than two people, the
+    published point (rate unknown). Never above ``pairs`` (:func:`calibrate` on the same
+    faces), so that two faces it calls one person also keep the pair rate. A ``given``
+    threshold is kept and its rate measured.
+
+    Examples
+    --------
+    >>> t = calibrate_search(X, labels, "dlib_resnet_v1")  # doctest: +SKIP
+    >>> t.value, t.unit, t.photos  # doctest: +SKIP
+    (0.5797, 'searches', 2)
+    """
+    nearest = search_distances(X, labels, photos)
+    if given is not None:
+        value, source = float(given), "given"
+    elif not len(nearest):
+        threshold = published(model_id, f"{what} has fewer than two people to measure it on", rate)
+        threshold.unit, threshold.photos = "searches", photos
+        return threshold
+    else:
+        value = threshold_at_rate(nearest, rate)
+        source = "store"
+        if value is None:
+            value = min(published_threshold(model_id)[0], _just_below(nearest[0]))
+    lowered = given is None and pairs is not None and pairs.false_accept is not None and pairs.value < value
+    if lowered:
+        value = pairs.value
+    accepted = int(np.searchsorted(nearest, value, side="right"))
+    threshold = Threshold(value, source, "", false_accept_bound(accepted, len(nearest)),
+                          len(nearest), accepted, 0, rate, unit="searches", photos=photos,
+                          pair_false_accept=pairs.false_accept if lowered else None)
+    threshold.note = rate_note(threshold, what)
+    return threshold
+
+
 def rate_note(threshold: Threshold, what: str) -> str:
     """What a threshold accepts, measured where: the sentence every command prints."""
     t = threshold
+    if t.unit == "searches":
+        return _search_note(t, what)
     if t.false_accept is None:
         return f"--threshold {t.value}; its false-accept rate is unknown: {what} has no pairs to measure it"
     of = " of" if t.false_accept >= 0.1 else ""
@@ -403,11 +521,33 @@ def rate_note(threshold: Threshold, what: str) -> str:
              f"{t.photo_pairs:,} of them two faces of one photo")
     if t.source == "given":
         return f"--threshold {t.value} {rate}: {t.accepted:,} of {pairs} are within it"
+    return _measured(t, rate, pairs, "those pairs")
+
+
+def _search_note(t: Threshold, what: str) -> str:
+    within = "a face" if t.photos == 1 else f"{t.photos} photos of one person"
+    if t.false_accept is None:
+        return f"--threshold {t.value}; how often a stranger comes within it is unknown: no store to measure it on"
+    of = " of" if t.false_accept >= 0.1 else ""
+    rate = (f"a face of someone not in {what} has {within} within it in at most "
+            f"{share(t.false_accept)}{of} searches ({t.confidence:.0%} confidence)")
+    measured = f"{t.pairs:,} faces of its people, each searched among everyone else's"
+    if t.pair_false_accept is not None:
+        return (f"{rate}, measured on {measured}; lowered to where at most "
+                f"{share(t.pair_false_accept)} pairs of different people are within it")
+    if t.source == "given":
+        return f"--threshold {t.value}: {rate}; {t.accepted:,} of {measured} are within it"
+    return _measured(t, rate, measured, "them")
+
+
+def _measured(t: Threshold, rate: str, measured: str, closest: str) -> str:
+    """The rate and what it was measured on; with too few measurements, why the threshold is
+    the lower of dlib's point and the closest of ``closest``."""
     if t.false_accept <= t.target:
-        return f"{rate}, measured on {pairs}"
-    return (f"{rate}, measured on only {pairs} ({pairs_needed(t.target, t.confidence):,} are needed "
+        return f"{rate}, measured on {measured}"
+    return (f"{rate}, measured on only {measured} ({pairs_needed(t.target, t.confidence):,} are needed "
             f"to show {share(t.target)}), so the threshold is the lower of dlib's "
-            f"{FALLBACK_THRESHOLD} and the closest of those pairs")
+            f"{FALLBACK_THRESHOLD} and the closest of {closest}")
 
 
 def share(rate: float) -> str:
@@ -570,9 +710,12 @@ def rank_faces(query: np.ndarray, collection: Collection, threshold: float, top:
 
 
 def rank_identities(query: np.ndarray, collection: Collection, threshold: float,
-                    top: int | None = None, skip_photo: str | None = None) -> list[dict]:
-    """People (or gallery identities) ranked by their face nearest to ``query``, with the
-    mean distance over all their faces (faces of ``skip_photo`` left out).
+                    top: int | None = None, skip_photo: str | None = None,
+                    photos: int = SEARCH_PHOTOS) -> list[dict]:
+    """People (or gallery identities) ranked by ``match_l2``, the distance within which
+    ``photos`` of their faces are (all, for one with fewer): a person is the same person as
+    the query when it is within ``threshold`` (:func:`calibrate_search`). Also the nearest and
+    the mean distance over all their faces (faces of ``skip_photo`` left out).
 
     Examples
     --------
@@ -586,20 +729,24 @@ def rank_identities(query: np.ndarray, collection: Collection, threshold: float,
     found = []
     for label in sorted(set(labels) - {""}):
         members = labels == label
+        nearest = np.sort(l2[members])
+        match_l2 = float(nearest[min(photos, len(nearest)) - 1])
         found.append({"label": label, "faces": int(members.sum()),
+                      "person_id": _person_of(collection, members),
+                      "match_l2": round(match_l2, 4),
                       "best_l2": round(float(l2[members].min()), 4),
                       "mean_l2": round(float(l2[members].mean()), 4),
                       "best_cosine": round(float(cosine[members].min()), 4),
                       "mean_cosine": round(float(cosine[members].mean()), 4),
-                      "same_person": bool(l2[members].min() <= threshold)})
-    found.sort(key=lambda r: (r["best_l2"], r["mean_l2"]))
+                      "same_person": bool(match_l2 <= threshold)})
+    found.sort(key=lambda r: (r["match_l2"], r["best_l2"], r["mean_l2"]))
     ranked = [{"rank": rank, **r} for rank, r in enumerate(found, start=1)]
     return ranked[:top] if top else ranked
 
 
-def person_match(matches: list[dict]) -> dict | None:
-    """The nearest match that is within the threshold and belongs to a person, if any."""
-    return next((m for m in matches if m["same_person"] and m["person_id"] is not None), None)
+def _person_of(collection: Collection, members: np.ndarray) -> int | None:
+    ids = set(collection.people[members].tolist()) - {-1}
+    return int(ids.pop()) if len(ids) == 1 else None
 
 
 # -- pictures ---------------------------------------------------------------------------------
