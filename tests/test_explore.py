@@ -196,6 +196,8 @@ def test_a_photo_with_several_faces_needs_face_or_largest(sample_folder, tmp_pat
     assert cli("similar", pair, "--db", store, "--face", 3).exit_code == 2
     largest = cli_json("similar", pair, "--db", store, "--largest")
     assert largest["query"]["faces"] == 2 and largest["faces"][0]["photo"].endswith("obama2.jpg")
+    compared = cli("compare", sample_folder / "obama.jpg", pair)
+    assert compared.exit_code == 2 and "--face-b 1:" in compared.output and "--face-b N" in compared.output
 
 
 def test_find_links_every_photo_of_the_matching_person(store, sample_folder, tmp_path):
@@ -272,6 +274,10 @@ def test_a_look_alike_stranger_is_no_match_for_find_similar_and_compare(tmp_path
 
     similar = cli_json("similar", stranger, "--db", db, "--largest", "--top", 5)
     assert not any(m["same_person"] for m in similar["faces"] + similar["people"])
+    member_similar = cli_json("similar", member, "--db", db, "--top", 5)
+    verdict = {p["label"]: p["same_person"] for p in member_similar["people"]}
+    assert any(verdict.values())  # Elton John is found
+    assert all(m["same_person"] == verdict[m["label"]] for m in member_similar["faces"] if m["label"])
     nearest = found["nearest_face"]["photo"]
     compared = cli_json("compare", stranger, nearest, "--db", db, "--largest")
     pair_limit = compared["threshold"]  # two faces: the store's pairs of different people

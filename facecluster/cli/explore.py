@@ -38,8 +38,9 @@ def query_options(func):
                      help="Face detector for the query [default: the store's, else hog]."),
         embedder_option(None, "Embedding model [default: the store's, else dlib]."),
         click.option("--threshold", type=POSITIVE, default=None,
-                     help="Same-person L2 threshold [default: the one that accepts at most 1 in "
-                          "1,000 pairs of different people in the store]."),
+                     help="Same-person L2 threshold [default: measured on the store: at most 1 in "
+                          "1,000 pairs of different people (compare) or searches for someone not "
+                          "in it (find, similar), else the weaker rate the store can show]."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -100,9 +101,9 @@ def _search_thresholds(collection: sim.Collection, given: float | None,
             sim.calibrate_search(collection.X, collection.labels, model, what, given, photos=1, pairs=pairs))
 
 
-def _query(photo: Path, options: ScanOptions, face: int | None, largest: bool):
+def _query(photo: Path, options: ScanOptions, face: int | None, largest: bool, option: str = "--face"):
     faces = sim.query_faces(photo, options)
-    chosen = sim.pick_face(faces, face, largest, photo=str(photo))
+    chosen = sim.pick_face(faces, face, largest, photo=str(photo), option=option)
     return faces, chosen
 
 
@@ -120,9 +121,9 @@ def _face_line(photo: Path, faces, chosen) -> str:
 def _threshold_line(threshold: sim.Threshold) -> str:
     if threshold.unit == "searches" and threshold.photos > 1:
         return (f"A person matches when {threshold.photos} of their photos are within L2 "
-                f"{threshold.value:.3f} (all, for one with fewer): {threshold.note}")
+                f"{threshold.value:.3f}: {threshold.note}")
     if threshold.unit == "searches":
-        return f"A face matches when within L2 {threshold.value:.3f}: {threshold.note}"
+        return f"An unknown face matches when within L2 {threshold.value:.3f}: {threshold.note}"
     return f"Same person only when L2 <= {threshold.value:.3f}: {threshold.note}"
 
 
@@ -175,8 +176,11 @@ def similar(photo, db, gallery, top, face, largest, detector, embedder, threshol
                       else sim.load_store(db, chosen.model))
         limit, face_limit = _search_thresholds(collection, threshold, chosen.model)
         matches = sim.rank_faces(chosen.embedding, collection, face_limit.value, top, skip_photo=photo)
-        identities = sim.rank_identities(chosen.embedding, collection, limit.value, top,
-                                         skip_photo=photo)
+        every = sim.rank_identities(chosen.embedding, collection, limit.value, skip_photo=photo)
+        identities = every[:top]
+        matched_labels = {r["label"] for r in every if r["same_person"]}
+        for m in matches:  # a face of a person is that person's verdict; an unknown face, its own
+            m["same_person"] = (m["label"] in matched_labels) if m["label"] else m["same_person"]
         if montage is not None:
             _write_montage(db, chosen, matches, montage)
     data = {"query": {"photo": str(photo), "face": _number(faces, chosen), "faces": len(faces),
@@ -186,7 +190,8 @@ def similar(photo, db, gallery, top, face, largest, detector, embedder, threshol
             "faces": matches, "people": identities,
             "montage": str(montage) if montage else None}
     kind = "identities" if gallery is not None else "people"
-    lines = [f"Query {_face_line(photo, faces, chosen)}", _threshold_line(face_limit),
+    lines = [f"Query {_face_line(photo, faces, chosen)}",
+             *([_threshold_line(face_limit)] if _has_unknown(collection) else []),
              f"Nearest faces ({len(collection.face_ids)} searched):", *_face_table(matches)]
     if identities:
         lines += [_threshold_line(limit),
@@ -258,9 +263,16 @@ def find(photo, db, output, face, largest, detector, embedder, threshold, link, 
             "face_threshold": asdict(face_limit),
             "photos": photos, "added": added, "output": str(output)}
     found = _find_lines(match, person, unknown, matches, photos, added, output)
+    unknown_line = [_threshold_line(face_limit)] if _has_unknown(collection) else []
     emit(as_json, quiet, data, "\n".join([f"Query {_face_line(photo, faces, chosen)}", *found,
-                                          _threshold_line(limit), _threshold_line(face_limit)]),
+                                          _threshold_line(limit), *unknown_line]),
          answer="\n".join(found))
+
+
+def _has_unknown(collection: sim.Collection) -> bool:
+    """Whether the collection has faces in no person (only then is the single-face threshold
+    used, and worth a line)."""
+    return any(label is None for label in collection.labels)
 
 
 def _find_lines(match: dict | None, person: dict | None, unknown: list[dict], matches: list[dict],
@@ -325,8 +337,8 @@ def compare(photo_a, photo_b, face_a, face_b, largest, db, detector, embedder, t
         db = db if db is not None else (DEFAULT_DB if DEFAULT_DB.is_file() else None)
         base = _store_options(_existing_store(db), None, None) if db is not None else ScanOptions()
         options = _options(base, detector, embedder)
-        faces_a, a = _query(photo_a, options, face_a, largest)
-        faces_b, b = _query(photo_b, options, face_b, largest)
+        faces_a, a = _query(photo_a, options, face_a, largest, "--face-a")
+        faces_b, b = _query(photo_b, options, face_b, largest, "--face-b")
         l2, cosine = (float(v[0]) for v in sim.distances(a.embedding, b.embedding[None]))
         limit = _compare_threshold(db, threshold, a.model)
     same = l2 <= limit.value

@@ -189,7 +189,7 @@ def describe_faces(faces: list[FaceRecord]) -> str:
 
 
 def pick_face(faces: list[FaceRecord], face: int | None = None, largest: bool = False,
-              photo: str = "the photo") -> FaceRecord:
+              photo: str = "the photo", option: str = "--face") -> FaceRecord:
     """The face the user means: the only one, number ``face`` (1-based) or the largest.
 
     Raises
@@ -205,14 +205,14 @@ def pick_face(faces: list[FaceRecord], face: int | None = None, largest: bool = 
     """
     if face is not None:
         if not 1 <= face <= len(faces):
-            raise AmbiguousFace(f"--face {face}: {photo} has {len(faces)} face(s):\n{describe_faces(faces)}")
+            raise AmbiguousFace(f"{option} {face}: {photo} has {len(faces)} face(s):\n{describe_faces(faces)}")
         return faces[face - 1]
     if len(faces) == 1:
         return faces[0]
     if largest:
         return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-    raise AmbiguousFace(f"{photo} has {len(faces)} faces; say which with --face N or --largest:\n"
-                     f"{describe_faces(faces)}")
+    raise AmbiguousFace(f"{photo} has {len(faces)} faces; say which with {option} N or --largest:\n"
+                     f"{describe_faces(faces).replace('--face ', option + ' ')}")
 
 
 # -- distances and the threshold --------------------------------------------------------------
@@ -525,18 +525,17 @@ def rate_note(threshold: Threshold, what: str) -> str:
 
 
 def _search_note(t: Threshold, what: str) -> str:
-    within = "a face" if t.photos == 1 else f"{t.photos} photos of one person"
     if t.false_accept is None:
-        return f"--threshold {t.value}; how often a stranger comes within it is unknown: no store to measure it on"
+        return f"how often a stranger comes within {t.value} is unknown: no store to measure it on"
     of = " of" if t.false_accept >= 0.1 else ""
-    rate = (f"a face of someone not in {what} has {within} within it in at most "
-            f"{share(t.false_accept)}{of} searches ({t.confidence:.0%} confidence)")
-    measured = f"{t.pairs:,} faces of its people, each searched among everyone else's"
+    rate = (f"someone not in {what} is matched in at most {share(t.false_accept)}{of} searches "
+            f"({t.confidence:.0%} confidence)")
+    measured = f"{t.pairs:,} searches, one for each face of its people among everyone else's"
     if t.pair_false_accept is not None:
-        return (f"{rate}, measured on {measured}; lowered to where at most "
-                f"{share(t.pair_false_accept)} pairs of different people are within it")
+        return (f"{rate}, measured on {measured}; no looser than for two faces "
+                f"(at most {share(t.pair_false_accept)} pairs of different people)")
     if t.source == "given":
-        return f"--threshold {t.value}: {rate}; {t.accepted:,} of {measured} are within it"
+        return f"--threshold {t.value}: {rate}; {t.accepted:,} of {measured} matched"
     return _measured(t, rate, measured, "them")
 
 
