@@ -86,6 +86,7 @@ class ScanReport:
     moved: int = 0  # recognised by content after a move or rename
     missing: int = 0  # in the store but gone from disk
     faces: int = 0  # faces found in the photos read this time
+    without_face: int = 0  # photos read this time (and readable) in which no face was found
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, why), sorted by path
     seconds: float = 0.0
     root: str = ""  # what was scanned
@@ -165,9 +166,11 @@ def _scan(root: Path, db, options: ScanOptions, workers: int | None, exclude, qu
                 report.faces += len(faces)
                 if result.get("error"):
                     report.errors.append((result["path"], result["error"]))
-                elif result.get("width"):
-                    _note_resolution(report, (result["width"], result["height"]), options.min_face,
-                                     options.detector)
+                else:
+                    report.without_face += not faces
+                    if result.get("width"):
+                        _note_resolution(report, (result["width"], result["height"]), options.min_face,
+                                         options.detector)
                 advance()
         report.errors.sort()
         report.seconds = time.perf_counter() - started

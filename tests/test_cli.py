@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from facecluster.cli import main
 
@@ -148,6 +150,16 @@ def test_one_photo_with_one_face_is_counted_in_the_singular(sample_folder, tmp_p
     assert "among 1 face (graph)" in clustered.output
     assert not any(f" 1 {word}" in clustered.output + scanned.output
                    for word in ("people", "faces", "photos"))
+
+
+def test_photos_without_a_face_are_counted(sample_folder, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(sample_folder / "obama.jpg", folder)
+    Image.new("RGB", (400, 300), (90, 120, 150)).save(folder / "sky.jpg")
+    scanned = CliRunner().invoke(main, ["scan", str(folder), "--db", str(tmp_path / "faces.db"),
+                                        "--workers", "1"], catch_exceptions=False)
+    assert "2 photos: 2 read" in scanned.output and "1 new face (1 photo without one) in" in scanned.output
 
 
 @pytest.mark.parametrize("command", ["scan", "run"])

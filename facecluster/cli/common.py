@@ -223,7 +223,9 @@ def _scan_text(report) -> str:
     else:
         lines = [f"{plural(report.photos, 'photo')}: {report.scanned} read, {report.unchanged} "
                  f"unchanged, {report.moved} moved, {report.missing} missing; "
-                 f"{plural(report.faces, 'new face')} in {report.seconds:.1f} s"]
+                 f"{plural(report.faces, 'new face')}"
+                 + (f" ({plural(report.without_face, 'photo')} without one)" if report.without_face else "")
+                 + f" in {report.seconds:.1f} s"]
     if report.errors:
         lines.append(f"{plural(len(report.errors), 'file')} could not be read:")
         lines += [f"  {path}: {why}" for path, why in report.errors[:20]]
