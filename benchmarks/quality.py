@@ -373,7 +373,9 @@ NARRATIVE = """## Where the default falls short, and why
   faces instead of its centre (one-offs alone 47.6%), the mixture's share fixed at its first
   estimate (51.7%, but jurassic_park 0.923 → 0.906) or at one half (71.0%, but jurassic_park
   0.801 and the people only 0.825), the pair rule for each member of groups of three to five
-  (no change).
+  (no change), splitting a group at the top of its own average-linkage tree when the closest
+  link between the halves is likelier a nearest-different-person distance (55.9%, but
+  jurassic_park 0.862 and yale_faces 0.946: it splits profile from frontal photos).
 * **yale_faces 20-face subsets**: the seed HAC and Chinese Whispers recipes do better. Three
   subjects (04, 06, 14) are 0.38–0.50 apart in dlib's space, as close as one subject's own
   photos; HAC's cut at half the largest distance happens to fall below that in most subsets,
