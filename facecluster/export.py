@@ -127,6 +127,7 @@ def _write_export(store: Store, out: OutputFolder, stage: Path, link: str, grid:
                "rejected_faces": len(rejected),
                "unknown_folder": folders.get(None), "counts": store.counts(),
                "unreadable": [(_text(p), why) for p, why in store.errors()],
+               "without_face": [_text(p) for p in store.without_faces()],
                "runs": _latest_runs(store), "warnings": out.warnings}
     from facecluster.video.timeline import write_video_outputs
 

@@ -78,6 +78,7 @@ A person is given to the command line by the number on its card.</div></div></di
 {_timeline(summary)}
 <h2>Unreadable files ({counts['unreadable']})</h2>
 {f'<table><tr><th>file</th><th>why</th></tr>{errors}</table>' if errors else '<p class="muted">None.</p>'}
+{_without_face(summary.get("without_face") or [])}
 <details><summary>Run settings</summary>
 <table><tr><th>step</th><th>time</th><th>settings</th></tr>{runs}</table>
 </details>
@@ -86,6 +87,20 @@ A person is given to the command line by the number on its card.</div></div></di
     path = Path(output) / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+WITHOUT_FACE_SHOWN = 500  # files listed in the report (people.json has them all)
+
+
+def _without_face(paths: list[str]) -> str:
+    """The files read in which no face was found, folded away."""
+    if not paths:
+        return ""
+    rows = "".join(f"<tr><td>{_e(p)}</td></tr>" for p in paths[:WITHOUT_FACE_SHOWN])
+    more = (f'<p class="muted">… and {len(paths) - WITHOUT_FACE_SHOWN:,} more (all in people.json)</p>'
+            if len(paths) > WITHOUT_FACE_SHOWN else "")
+    return (f"<details><summary>No face found ({len(paths):,})</summary>"
+            f"<table><tr><th>file</th></tr>{rows}</table>{more}</details>")
 
 
 def _card(person: dict) -> str:

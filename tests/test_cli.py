@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -157,9 +158,13 @@ def test_photos_without_a_face_are_counted(sample_folder, tmp_path):
     folder.mkdir()
     shutil.copy(sample_folder / "obama.jpg", folder)
     Image.new("RGB", (400, 300), (90, 120, 150)).save(folder / "sky.jpg")
-    scanned = CliRunner().invoke(main, ["scan", str(folder), "--db", str(tmp_path / "faces.db"),
+    scanned = CliRunner().invoke(main, ["run", str(folder), "-o", str(tmp_path / "out"),
                                         "--workers", "1"], catch_exceptions=False)
     assert "2 photos: 2 read" in scanned.output and "1 new face (1 photo without one) in" in scanned.output
+    listed = json.loads((tmp_path / "out" / "people.json").read_text())["without_face"]
+    assert [Path(p).name for p in listed] == ["sky.jpg"]
+    report = (tmp_path / "out" / "index.html").read_text()
+    assert "No face found (1)" in report and "sky.jpg" in report
 
 
 @pytest.mark.parametrize("command", ["scan", "run"])

@@ -416,6 +416,12 @@ class Store:
         return [(r["path"], r["error"]) for r in
                 self.db.execute("SELECT path, error FROM media WHERE status='error' ORDER BY path")]
 
+    def without_faces(self) -> list[str]:
+        """Paths of the photos and videos that were read and hold no face."""
+        return [r[0] for r in self.db.execute(
+            "SELECT path FROM media m WHERE status='ok'"
+            " AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.media_id = m.id) ORDER BY path")]
+
     # -- faces --------------------------------------------------------------------------
     def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(face ids, media ids, embeddings) of every face on media that are present, in face id
