@@ -36,11 +36,11 @@ def _correct(db: Path, as_json: bool, quiet: bool, action, *args, message) -> No
 @output_options
 def people(db, quiet, as_json):
     """List people: id (the folder's number), faces, name; then unknown and rejected faces."""
-    with Store(db) as store:
-        rows = [{"id": p.id, "folder": p.folder, "name": p.name, "faces": p.faces}
-                for p in people_api.list_people(store)]
-        unknown = len(people_api.person_faces(store, None))
-        rejected = len(people_api.rejected_faces(store))
+    with Store(db) as store:  # counts only: a store of a million faces lists in about a second
+        rows = [{"id": i, "folder": people_api.folder_name(i, name), "name": name, "faces": n}
+                for i, name, n in people_api.people_counts(store)]
+        counts = people_api.face_counts(store)
+        unknown, rejected = counts["unknown"], counts["rejected"]
     lines = [f"{row['id']:>6}  {row['folder']:<24} {plural(row['faces'], 'face'):>11}  {row['name'] or ''}"
              for row in rows]
     lines += [f"{'':>6}  {'unknown':<24} {plural(unknown, 'face'):>11}",

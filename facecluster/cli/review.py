@@ -33,13 +33,13 @@ def review(output, db, port, host, no_browser, quiet, as_json):
     answer "Same person?" questions. OUTPUT is the folder of a run (its faces.db); "Update
     folders" re-exports into it. Stop with Ctrl-C."""
     from facecluster.store import Store
-    from facecluster.store.people import list_people
+    from facecluster.store.people import people_counts
     from facecluster.web import LOOPBACK_HOSTS, ReviewServer
 
     db, output = _locations(output, db)
     try:
         with Store(db) as store:
-            people = len(list_people(store))
+            people = len(people_counts(store))  # no best faces: the page loads its own
     except sqlite3.DatabaseError as error:
         raise click.ClickException(f"{printable(str(db))} is not a facecluster store ({error})") from None
     if host.strip("[]") not in LOOPBACK_HOSTS:
