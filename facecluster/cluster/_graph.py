@@ -889,8 +889,9 @@ def split_unlikely_pairs(Z: np.ndarray, labels: np.ndarray,
     A group of two has one distance as its only evidence (the stranger test needs a group's
     spread, which two faces cannot give), and a kNN graph pairs every lone face with its
     nearest neighbour. So the distance is weighed between two samples of this collection:
-    same person, the distances between faces of one group of three or more; different people, each face's distance to its nearest
-    face *outside* its group (what pairing a stranger with the face nearest to it gives).
+    same person, the distances between faces of one group of three or more; different
+    people, each face's distance to its nearest face *outside* its group (what pairing a
+    stranger with the face nearest to it gives).
     Where the second density is the higher, the two faces are left alone (equal priors: no
     threshold). The nearest outside face is searched exactly up to :data:`EXACT_LIMIT`
     faces, among each face's graph ``neighbours`` above (faces with none outside their
