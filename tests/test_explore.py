@@ -400,3 +400,14 @@ def test_people_graph_has_one_node_per_person(store, tmp_path):
     summary = cli_json("graph", "--db", store, "-o", tmp_path / "people.html", "--people")
     people = {label for label in sim.load_store(store, "dlib_resnet_v1").labels if label}
     assert summary["nodes"] == len(people) >= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(0, 4), min_size=1, max_size=30), st.integers(1, 3))
+def test_kth_nearest_per_group_is_the_kth_smallest_of_each_group(seed, groups, k):
+    groups = np.unique(groups, return_inverse=True)[1]
+    D = np.random.default_rng(seed).random((3, len(groups)))
+    got = sim.kth_nearest_per_group(D, groups, k)
+    for g in range(groups.max() + 1):
+        column = np.sort(D[:, groups == g], axis=1)
+        np.testing.assert_array_equal(got[:, g], column[:, min(k, column.shape[1]) - 1])

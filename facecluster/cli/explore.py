@@ -97,8 +97,9 @@ def _search_thresholds(collection: sim.Collection, given: float | None,
     what = _what(collection).replace(" (not clustered yet, so only faces sharing a photo count)",
                                      " (not clustered yet)")
     pairs = sim.calibrate(collection.X, collection.labels, model, what, collection.shots)
-    return (sim.calibrate_search(collection.X, collection.labels, model, what, given, pairs=pairs),
-            sim.calibrate_search(collection.X, collection.labels, model, what, given, photos=1, pairs=pairs))
+    nearest = sim.search_samples(collection.X, collection.labels, (sim.SEARCH_PHOTOS, 1))
+    return tuple(sim.calibrate_search(collection.X, collection.labels, model, what, given, photos=k,
+                                      pairs=pairs, nearest=nearest[k]) for k in (sim.SEARCH_PHOTOS, 1))
 
 
 def _query(photo: Path, options: ScanOptions, face: int | None, largest: bool, option: str = "--face"):

@@ -416,16 +416,20 @@ def kth_nearest_per_group(D: np.ndarray, groups: np.ndarray, k: int) -> np.ndarr
     array([[0.3, 0.9]])
     """
     order = np.argsort(groups, kind="stable")
-    ordered = D[:, order]
-    sizes = np.bincount(groups)
+    return _nearest_levels(D[:, order], np.bincount(groups), k)[-1]
+
+
+def _nearest_levels(ordered: np.ndarray, sizes: np.ndarray, k: int) -> list[np.ndarray]:
+    """[nearest, second nearest, ..., k-th nearest] per group, for columns already grouped
+    (``sizes`` columns each, in order); a group with fewer columns repeats its largest."""
     starts = np.r_[0, np.cumsum(sizes)[:-1]]
     segment = np.repeat(np.arange(len(sizes)), sizes)
-    kth = np.minimum.reduceat(ordered, starts, axis=1)
-    for _ in range(k - 1):  # take out each group's nearest, k - 1 times
-        ordered = np.where(ordered <= kth[:, segment], np.inf, ordered)
+    levels = [np.minimum.reduceat(ordered, starts, axis=1)]
+    for _ in range(k - 1):  # take out each group's nearest, then look again
+        ordered = np.where(ordered <= levels[-1][:, segment], np.inf, ordered)
         nearer = np.minimum.reduceat(ordered, starts, axis=1)
-        kth = np.where(np.isfinite(nearer), nearer, kth)
-    return kth
+        levels.append(np.where(np.isfinite(nearer), nearer, levels[-1]))
+    return levels
 
 
 def search_distances(X: np.ndarray, labels, photos: int = SEARCH_PHOTOS,
@@ -433,50 +437,60 @@ def search_distances(X: np.ndarray, labels, photos: int = SEARCH_PHOTOS,
     """Sorted: what a search for someone not in the collection finds, measured by searching
     each labelled face (a seeded sample of ``limit``) among the faces of everyone else: the
     distance within which ``photos`` faces of one other person are (the nearest such person's
-    ``photos``-th nearest face, :func:`kth_nearest_per_group`). Empty with fewer than two
-    people.
+    ``photos``-th nearest face). Empty with fewer than two people.
 
     Examples
     --------
     >>> X = np.array([[0.0], [0.1], [1.0], [1.2], [3.0]])
-    >>> search_distances(X, ["a", "a", "b", "b", None], photos=2)
+    >>> search_distances(X, ["a", "a", "b", "b", None], photos=2).round(4)
     array([1. , 1.1, 1.2, 1.2])
     """
+    return search_samples(X, labels, (photos,), limit, seed)[photos]
+
+
+def search_samples(X: np.ndarray, labels, counts: tuple[int, ...] = (SEARCH_PHOTOS, 1),
+                   limit: int = CALIBRATION_FACES, seed: int = 0) -> dict[int, np.ndarray]:
+    """:func:`search_distances` for each number of photos in ``counts``, in one pass over
+    the faces (float32 distances, the columns grouped by person once)."""
     people = _codes(labels)
     labelled = np.flatnonzero(people >= 0)
     if len(np.unique(people[labelled])) < 2:
-        return np.zeros(0)
+        return {k: np.zeros(0) for k in counts}
+    groups = np.unique(people[labelled], return_inverse=True)[1]
+    order = np.argsort(groups, kind="stable")
+    columns, sizes = labelled[order], np.bincount(groups)
     queries = labelled
     if len(queries) > limit:
         queries = np.sort(np.random.default_rng(seed).choice(labelled, limit, replace=False))
-    groups = np.unique(people[labelled], return_inverse=True)[1]
     own = groups[np.searchsorted(labelled, queries)]
-    X = np.asarray(X, np.float64)
-    block = max(1, (1 << 24) // len(labelled))
-    nearest = []
+    faces = np.asarray(X, np.float32)[columns]
+    squared = np.einsum("ij,ij->i", faces, faces)
+    block = max(1, (1 << 24) // len(columns))
+    found = {k: [] for k in counts}
     for lo in range(0, len(queries), block):
-        rows = queries[lo:lo + block]
-        per_person = kth_nearest_per_group(_pairwise(X[rows], X[labelled]), groups, photos)
-        per_person[np.arange(len(rows)), own[lo:lo + block]] = np.inf
-        nearest.append(per_person.min(axis=1))
-    return np.sort(np.concatenate(nearest))
-
-
-def _pairwise(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    squared = (A ** 2).sum(axis=1)[:, None] + (B ** 2).sum(axis=1)[None, :] - 2 * A @ B.T
-    return np.sqrt(np.maximum(squared, 0))
+        rows = np.asarray(X, np.float32)[queries[lo:lo + block]]
+        D = np.sqrt(np.maximum(np.einsum("ij,ij->i", rows, rows)[:, None] + squared[None, :]
+                               - 2 * rows @ faces.T, 0))
+        levels = _nearest_levels(D, sizes, max(counts))
+        for k in counts:
+            per_person = levels[k - 1].copy()
+            per_person[np.arange(len(rows)), own[lo:lo + block]] = np.inf
+            found[k].append(per_person.min(axis=1))
+    return {k: np.sort(np.concatenate(v)).astype(np.float64) for k, v in found.items()}
 
 
 def calibrate_search(X: np.ndarray, labels, model_id: str, what: str = "the store",
                      given: float | None = None, photos: int = SEARCH_PHOTOS,
-                     rate: float = FALSE_ACCEPT, pairs: Threshold | None = None) -> Threshold:
+                     rate: float = FALSE_ACCEPT, pairs: Threshold | None = None,
+                     nearest: np.ndarray | None = None) -> Threshold:
     """The threshold of a search (``find``, ``similar``): a face of someone not in the
     collection is matched to a person (``photos`` of their faces within it) in at most
     ``rate`` of searches, measured by :func:`search_distances`; with too few faces, the lower
     of the published point and just below the closest; with fewer than two people, the
     published point (rate unknown). Never above ``pairs`` (:func:`calibrate` on the same
     faces), so that two faces it calls one person also keep the pair rate. A ``given``
-    threshold is kept and its rate measured.
+    threshold is kept and its rate measured. ``nearest``: :func:`search_distances`, when
+    already measured (:func:`search_samples`).
 
     Examples
     --------
@@ -484,7 +498,7 @@ def calibrate_search(X: np.ndarray, labels, model_id: str, what: str = "the stor
     >>> t.value, t.unit, t.photos  # doctest: +SKIP
     (0.5797, 'searches', 2)
     """
-    nearest = search_distances(X, labels, photos)
+    nearest = search_distances(X, labels, photos) if nearest is None else nearest
     if given is not None:
         value, source = float(given), "given"
     elif not len(nearest):
@@ -723,29 +737,29 @@ def rank_identities(query: np.ndarray, collection: Collection, threshold: float,
     """
     l2, cosine = distances(query, collection.X)
     skip = str(Path(skip_photo).resolve()) if skip_photo is not None else None
-    labels = np.array([label if label and photo != skip else ""
-                       for label, photo in zip(collection.labels, collection.photos)], dtype=object)
-    found = []
-    for label in sorted(set(labels) - {""}):
-        members = labels == label
-        nearest = np.sort(l2[members])
-        match_l2 = float(nearest[min(photos, len(nearest)) - 1])
-        found.append({"label": label, "faces": int(members.sum()),
-                      "person_id": _person_of(collection, members),
-                      "match_l2": round(match_l2, 4),
-                      "best_l2": round(float(l2[members].min()), 4),
-                      "mean_l2": round(float(l2[members].mean()), 4),
-                      "best_cosine": round(float(cosine[members].min()), 4),
-                      "mean_cosine": round(float(cosine[members].mean()), 4),
-                      "same_person": bool(match_l2 <= threshold)})
-    found.sort(key=lambda r: (r["match_l2"], r["best_l2"], r["mean_l2"]))
-    ranked = [{"rank": rank, **r} for rank, r in enumerate(found, start=1)]
+    keep = np.array([bool(label) and photo != skip
+                     for label, photo in zip(collection.labels, collection.photos)], bool)
+    if not keep.any():
+        return []
+    names, group = np.unique(np.array(collection.labels, dtype=object)[keep].astype(str), return_inverse=True)
+    order = np.argsort(group, kind="stable")
+    sizes = np.bincount(group)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    levels = _nearest_levels(l2[keep][order][None, :], sizes, photos)
+    match, best = (np.round(levels[-1][0], 4), np.round(levels[0][0], 4))
+    mean = np.round(np.bincount(group, l2[keep]) / sizes, 4)
+    best_cosine = np.round(np.minimum.reduceat(cosine[keep][order], starts), 4)
+    mean_cosine = np.round(np.bincount(group, cosine[keep]) / sizes, 4)
+    people = collection.people[keep][order]
+    low, high = np.minimum.reduceat(people, starts), np.maximum.reduceat(people, starts)
+    ranked = []
+    for rank, g in enumerate(np.lexsort((mean, best, match)), start=1):
+        ranked.append({"rank": rank, "label": str(names[g]), "faces": int(sizes[g]),
+                       "person_id": int(low[g]) if low[g] == high[g] and low[g] >= 0 else None,
+                       "match_l2": float(match[g]), "best_l2": float(best[g]), "mean_l2": float(mean[g]),
+                       "best_cosine": float(best_cosine[g]), "mean_cosine": float(mean_cosine[g]),
+                       "same_person": bool(levels[-1][0][g] <= threshold)})
     return ranked[:top] if top else ranked
-
-
-def _person_of(collection: Collection, members: np.ndarray) -> int | None:
-    ids = set(collection.people[members].tolist()) - {-1}
-    return int(ids.pop()) if len(ids) == 1 else None
 
 
 # -- pictures ---------------------------------------------------------------------------------
