@@ -76,12 +76,14 @@ def _store_options(db: Path, detector, embedder) -> ScanOptions:
         return _options(sim.store_scan_options(store), detector, embedder)
 
 
-def _what(collection: sim.Collection) -> str:
+def _what(collection: sim.Collection, pairs: bool = True) -> str:
+    """Where a threshold is measured, in words (``pairs``: for two faces, which faces sharing a
+    photo measure even before any clustering)."""
     if collection.kind == "gallery":
         return "the gallery (its identity folders)"
     if any(label is not None for label in collection.labels):
         return f"{collection.db} (its latest clustering)"
-    return f"{collection.db} (not clustered yet, so only faces sharing a photo count)"
+    return f"{collection.db} (not clustered yet{', so only faces sharing a photo count' if pairs else ''})"
 
 
 def _threshold(collection: sim.Collection, given: float | None, model: str) -> sim.Threshold:
@@ -94,8 +96,7 @@ def _search_thresholds(collection: sim.Collection, given: float | None,
                        model: str) -> tuple[sim.Threshold, sim.Threshold]:
     """A search's thresholds (``find``, ``similar``): for a person (several of their photos
     within it) and for a single face, each keeping how often a stranger is matched."""
-    what = _what(collection).replace(" (not clustered yet, so only faces sharing a photo count)",
-                                     " (not clustered yet)")
+    what = _what(collection, pairs=False)
     pairs = sim.calibrate(collection.X, collection.labels, model, what, collection.shots)
     nearest = sim.search_samples(collection.X, collection.labels, (sim.SEARCH_PHOTOS, 1))
     return tuple(sim.calibrate_search(collection.X, collection.labels, model, what, given, photos=k,
